@@ -1,0 +1,1 @@
+"""The ``facesearch`` command (installed as ``facesearch.cli``): parses, calls the library, prints."""

@@ -1,0 +1,496 @@
+"""The gallery: enroll, query, remove; the one object the CLI (and any script) talks to.
+
+Invariants kept here (see DESIGN.md):
+
+* SQLite is the truth; the FAISS index is reconciled against it by face id whenever its stamp
+  does not describe the database state (a crash after a commit, a deleted, truncated or
+  foreign index file, another process's writes). Reconciling adds only what is missing and
+  drops only what is gone, so repairing a big gallery after a crash costs little.
+* Every write holds the gallery lock across "commit rows + bump revision + update index", so
+  concurrent enrolls interleave by batch and the index never silently disagrees.
+* A gallery is bound to one encoder fingerprint; another encoder is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facesearch import UNKNOWN
+from facesearch.datasets import face_loader
+from facesearch.devices import resolve_device
+from facesearch.errors import GalleryError, ImageError, InputError, ModelError
+from facesearch.fileio import atomic_write
+from facesearch.home import Home
+from facesearch.imaging import content_hash, load_face, read_bytes
+from facesearch.index import FaceIndex, IndexFileError, IndexStamp, gpu_available, read_stamp
+from facesearch.layouts import LabelledImage, Problem, gallery_images
+from facesearch.locking import GalleryLock
+from facesearch.migrations.runner import current_revision
+from facesearch.models.encoder import (
+    Encoder,
+    EncoderConfig,
+    build_encoder,
+    encoder_fingerprint,
+    load_encoder,
+    save_encoder,
+)
+from facesearch.store import NewFace, Store
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): called as work advances (the CLI draws Rich bars from it)."""
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    pass
+
+
+@dataclass
+class EnrollReport:
+    enrolled: int = 0
+    skipped: int = 0
+    failed: list[Problem] = field(default_factory=list)
+    identities: int = 0
+    faces: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "enrolled": self.enrolled,
+            "skipped": self.skipped,
+            "failed": [{"path": str(p.path), "error": p.error} for p in self.failed],
+            "identities": self.identities,
+            "faces": self.faces,
+        }
+
+
+@dataclass(frozen=True)
+class Match:
+    identity: str
+    score: float
+    image: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"identity": self.identity, "score": self.score, "image": self.image}
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    identity: str
+    score: float | None
+    threshold: float
+    matches: list[Match]
+
+    @property
+    def nearest(self) -> Match | None:
+        return self.matches[0] if self.matches else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "identity": self.identity,
+            "score": self.score,
+            "threshold": self.threshold,
+            "matches": [m.to_dict() for m in self.matches],
+        }
+
+
+def decide(matches: Sequence[Match], threshold: float) -> tuple[str, float | None]:
+    """The open-set answer: the best identity, or n000000 when it scores below the threshold."""
+    if not matches:
+        return UNKNOWN, None
+    best = matches[0]
+    return (best.identity if best.score >= threshold else UNKNOWN), best.score
+
+
+class Gallery:
+    """A face gallery in a home folder (database, index, model files).
+
+    >>> with Gallery("~/.facesearch") as gallery:          # doctest: +SKIP
+    ...     gallery.enroll("known/")
+    ...     gallery.query("face.jpg").identity
+    """
+
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        database_url: str | None = None,
+        device: str | None = None,
+        gpu_index: bool | None = None,
+    ) -> None:
+        self.home = Home.resolve(home)
+        self.home.root.mkdir(parents=True, exist_ok=True)
+        self.lock = GalleryLock(self.home.lock)
+        self.store = Store(database_url or self.home.database_url())
+        self.device = device
+        self.gpu_index = gpu_index
+        self._encoder: tuple[str, Encoder] | None = None
+        self._index: FaceIndex | None = None
+        self._index_dirty = False
+        with self.lock:
+            self.store.migrate()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- encoder binding ----------------------------------------------------------------
+
+    def encoder(self, model: str | Path | None = None) -> Encoder:
+        """The encoder for queries: the gallery's own, or ``model`` if it is that same one."""
+        state = self.store.state()
+        if state.fingerprint is None:
+            raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
+        if model is not None:
+            encoder, fp = self._load(model)
+            self._check_binding(fp, state.fingerprint, model)
+            return encoder
+        return self._load_bound(state.fingerprint)
+
+    def _encoder_for_enroll(self, model: str | Path | None) -> Encoder:
+        """The gallery's encoder, binding one first if the gallery has no faces yet."""
+        state = self.store.state()
+        _, faces = self.store.counts()
+        if model is None:
+            if state.fingerprint is not None:
+                return self._load_bound(state.fingerprint)
+            encoder = build_encoder(EncoderConfig(), self.device)
+            fp = encoder_fingerprint(encoder)
+            save_encoder(encoder, self.home.model_file(fp))
+            self._bind(encoder, fp)
+            return encoder
+        encoder, fp = self._load(model)
+        if state.fingerprint not in (None, fp) and faces:
+            self._check_binding(fp, state.fingerprint, model)
+        if state.fingerprint != fp:
+            self._install_model_file(Path(model), fp)
+            self._bind(encoder, fp)
+        return encoder
+
+    def _install_model_file(self, source: Path, fp: str) -> None:
+        target = self.home.model_file(fp)
+        if target.exists():
+            return
+        with atomic_write(target) as handle, source.open("rb") as src:
+            shutil.copyfileobj(src, handle)
+
+    def _bind(self, encoder: Encoder, fp: str) -> None:
+        with self.lock:
+            self.store.bind_encoder(fp, asdict(encoder.config), encoder.config.embedding_dim)
+        self._encoder = (fp, encoder)
+        self._index = None
+
+    def _load(self, model: str | Path) -> tuple[Encoder, str]:
+        encoder, fp = load_encoder(model, self.device)
+        self._encoder = (fp, encoder)
+        return encoder, fp
+
+    def _load_bound(self, fp: str) -> Encoder:
+        if self._encoder is not None and self._encoder[0] == fp:
+            return self._encoder[1]
+        path = self.home.model_file(fp)
+        if not path.exists():
+            raise ModelError(
+                f"the gallery's encoder file {path} is missing; pass --model with the model "
+                f"file the gallery was enrolled with (fingerprint {fp[:12]})"
+            )
+        encoder, loaded_fp = self._load(path)
+        if loaded_fp != fp:
+            raise ModelError(f"{path}: holds encoder {loaded_fp[:12]}, not the gallery's {fp[:12]}")
+        return encoder
+
+    @staticmethod
+    def _check_binding(fp: str, bound: str, model: str | Path) -> None:
+        if fp != bound:
+            raise ModelError(
+                f"{model}: encoder {fp[:12]} is not the one this gallery was enrolled with "
+                f"({bound[:12]}); embeddings of different encoders cannot be compared. Use the "
+                "gallery's model, or enroll into a new home (--home)"
+            )
+
+    # --- enroll -------------------------------------------------------------------------
+
+    def enroll(
+        self,
+        source: str | Path,
+        model: str | Path | None = None,
+        batch_size: int = 64,
+        workers: int | None = None,
+        commit_every: int = 2048,
+        progress: Progress = _no_progress,
+    ) -> EnrollReport:
+        """Embed and store every new image of a gallery folder; already-enrolled content
+        (by SHA-256 of the file) is skipped, bad files are reported and the rest goes on."""
+        images, problems = gallery_images(source)
+        report = EnrollReport(failed=list(problems))
+        encoder = self._encoder_for_enroll(model)
+        todo = self._new_images(images, report, progress)
+        pending: list[NewFace] = []
+        done = 0
+        side = encoder.config.input_size
+        for batch in face_loader([item.path for item in todo], side, batch_size, workers):
+            report.failed.extend(Problem(todo[pos].path, err) for pos, err in batch.failures)
+            if batch.images is not None:
+                vectors = encoder.embed(batch.images).numpy()
+                pending.extend(
+                    NewFace(todo[pos].identity, str(todo[pos].path.resolve()), digest, vector)
+                    for pos, digest, vector in zip(batch.positions, batch.hashes, vectors)
+                )
+            if len(pending) >= commit_every:
+                self._commit(pending, report)
+                pending = []
+            done += len(batch.positions) + len(batch.failures)
+            progress("embedding", done, len(todo))
+        self._commit(pending, report)
+        self._save_index()
+        report.identities, report.faces = self.store.counts()
+        return report
+
+    def _new_images(
+        self, images: list[LabelledImage], report: EnrollReport, progress: Progress
+    ) -> list[LabelledImage]:
+        """Hash every file (threads: this is I/O) and keep those not enrolled before."""
+
+        def digest(item: LabelledImage) -> str | ImageError:
+            try:
+                return content_hash(read_bytes(item.path))
+            except ImageError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            digests = []
+            for done, result in enumerate(pool.map(digest, images), start=1):
+                digests.append(result)
+                if done % 256 == 0 or done == len(images):
+                    progress("hashing", done, len(images))
+        known = self.store.known_hashes(d for d in digests if isinstance(d, str))
+        todo: list[LabelledImage] = []
+        seen: dict[str, LabelledImage] = {}
+        for item, result in zip(images, digests):
+            if isinstance(result, ImageError):
+                report.failed.append(Problem(item.path, result.reason))
+            elif result in known:
+                report.skipped += 1
+            elif result in seen:
+                report.skipped += 1
+                if seen[result].identity != item.identity:
+                    log.warning(
+                        "%s: same image as %s (identity %r); enrolled once, under %r",
+                        item.path, seen[result].path, seen[result].identity, seen[result].identity,
+                    )
+            else:
+                seen[result] = item
+                todo.append(item)
+        return todo
+
+    def _commit(self, faces: list[NewFace], report: EnrollReport) -> None:
+        """One transaction of new faces, and the same faces into the index, under the lock.
+
+        Content that a concurrent enroll stored meanwhile is counted as skipped.
+        """
+        if not faces:
+            return
+        with self.lock:
+            index = self._synced_index()
+            ids, kept, revision = self.store.add_faces(faces)
+            if ids:
+                index.add(np.asarray(ids, dtype=np.int64), np.stack([f.embedding for f in kept]))
+                index.stamp = replace(index.stamp, revision=revision)
+                self._index_dirty = True
+        report.enrolled += len(ids)
+        report.skipped += len(faces) - len(ids)
+
+    # --- index upkeep -------------------------------------------------------------------
+
+    def _synced_index(self) -> FaceIndex:
+        """The in-memory index, made to agree with the database if it does not."""
+        state = self.store.state()
+        if state.dim is None:
+            raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
+        index = self._index
+        if index is None:
+            index = self._read_index_file()
+        if index is None or not index.stamp.same_gallery(state) or index.dim != state.dim:
+            index = FaceIndex(state.dim, IndexStamp.of(state, state.dim), self.gpu_index)
+            index.stamp = replace(index.stamp, revision=-1)
+        if not index.stamp.describes(state):
+            self._reconcile(index)
+        self._index = index
+        return index
+
+    def _read_index_file(self) -> FaceIndex | None:
+        try:
+            return FaceIndex.load(self.home.index, self.gpu_index)
+        except IndexFileError as exc:
+            if self.home.index.exists():
+                log.warning("index %s; rebuilding it from the database", exc)
+            return None
+
+    def _reconcile(self, index: FaceIndex) -> None:
+        state, db_ids = self.store.snapshot_ids()
+        have = index.ids()
+        extra = np.setdiff1d(have, db_ids, assume_unique=True)
+        missing = np.setdiff1d(db_ids, have, assume_unique=True)
+        index.remove(extra)
+        for start in range(0, len(missing), 50_000):
+            ids, vectors = self.store.embeddings(missing[start : start + 50_000], index.dim)
+            index.add(ids, vectors)
+        if len(have) or len(db_ids):
+            log.info(
+                "index brought up to date with the database (revision %s -> %s): "
+                "%d vectors added, %d removed", index.stamp.revision, state.revision,
+                len(missing), len(extra),
+            )
+        index.stamp = IndexStamp.of(state, index.dim)
+        self._index_dirty = True
+
+    def _save_index(self) -> None:
+        """Write the index file if it changed (under the lock, re-synced first)."""
+        if not self._index_dirty:
+            return
+        with self.lock:
+            index = self._synced_index()
+            index.save(self.home.index)
+            self._index_dirty = False
+
+    def _query_index(self) -> FaceIndex:
+        """Queries never wait on an enroll: repair in memory, save only if the lock is free."""
+        index = self._synced_index()
+        if self._index_dirty and self.lock.acquire(blocking=False):
+            try:
+                self._save_index()
+            finally:
+                self.lock.release()
+        return index
+
+    def rebuild_index(self) -> int:
+        """Rebuild the index from the database from scratch; returns its vector count."""
+        with self.lock:
+            self._index = None
+            self.home.index.unlink(missing_ok=True)
+            self._index_dirty = True
+            self._save_index()
+            return self._index.ntotal if self._index else 0
+
+    # --- query --------------------------------------------------------------------------
+
+    def query(self, image: str | Path, top_k: int = 5, model: str | Path | None = None) -> QueryResult:
+        """Who is this? The best identity, or n000000 below the gallery's threshold."""
+        encoder = self.encoder(model)
+        tensor, _ = load_face(image, encoder.config.input_size)
+        return self.search(encoder.embed(tensor[None]).numpy(), top_k)[0]
+
+    def search(self, vectors: np.ndarray, top_k: int = 5) -> list[QueryResult]:
+        """Answer many query embeddings at once (L2-normalised float32, N x D)."""
+        if top_k < 1:
+            raise InputError("--top-k must be at least 1")
+        index = self._query_index()
+        if index.ntotal == 0:
+            raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
+        threshold = self.threshold
+        results = []
+        for matches in self._rank(index, np.asarray(vectors, dtype=np.float32), top_k):
+            identity, score = decide(matches, threshold)
+            results.append(QueryResult(identity, score, threshold, matches))
+        return results
+
+    def _rank(self, index: FaceIndex, vectors: np.ndarray, top_k: int) -> list[list[Match]]:
+        """Top identities per query, each scored by its best image (the HW2P2 rule).
+
+        The index ranks images, so a person with many photos could fill the top k alone:
+        fetch more neighbours until k distinct people are found or the gallery is exhausted.
+        """
+        ranked: list[list[Match] | None] = [None] * len(vectors)
+        pending = list(range(len(vectors)))
+        k = min(index.ntotal, max(16, 4 * top_k))
+        while pending:
+            scores, ids = index.search(vectors[pending], k)
+            records = self.store.faces(np.unique(ids[ids >= 0]).tolist())
+            still = []
+            for row, query in enumerate(pending):
+                matches: dict[str, Match] = {}
+                for score, face_id in zip(scores[row], ids[row]):
+                    record = records.get(int(face_id))
+                    if record is not None and record.identity not in matches:
+                        matches[record.identity] = Match(record.identity, float(score), record.source_path)
+                if len(matches) >= top_k or k >= index.ntotal:
+                    ranked[query] = list(matches.values())[:top_k]
+                else:
+                    still.append(query)
+            pending, k = still, min(index.ntotal, k * 4)
+        return [r or [] for r in ranked]
+
+    # --- removal and settings -----------------------------------------------------------
+
+    def remove(self, identity: str) -> int:
+        """Delete a person: their rows, embeddings and index vectors. Returns faces removed."""
+        with self.lock:
+            bound = self.store.state().dim is not None
+            index = self._synced_index() if bound else None
+            removed = self.store.remove_identity(identity)
+            if removed is None:
+                raise InputError(f"no identity {identity!r} in the gallery")
+            ids, revision = removed
+            if index is not None:
+                index.remove(np.asarray(ids, dtype=np.int64))
+                index.stamp = replace(index.stamp, revision=revision)
+                self._index_dirty = True
+                self._save_index()
+            return len(ids)
+
+    @property
+    def threshold(self) -> float:
+        return self.store.gallery().threshold
+
+    def set_threshold(self, value: float, source: str = "manual") -> None:
+        if not math.isfinite(value) or not -1.0 <= value <= 1.0:
+            raise InputError(f"threshold {value} is not a cosine similarity in [-1, 1]")
+        self.store.set_threshold(float(value), source)
+
+    def identities(self) -> list[dict[str, Any]]:
+        return [{"identity": name, "faces": faces} for name, faces in self.store.identities()]
+
+    def info(self) -> dict[str, Any]:
+        row = self.store.gallery()
+        state = self.store.state()
+        identities, faces = self.store.counts()
+        model = None
+        if row.encoder_fingerprint:
+            model = {
+                "fingerprint": row.encoder_fingerprint,
+                "file": str(self.home.model_file(row.encoder_fingerprint)),
+                **json.loads(row.encoder_config or "{}"),
+            }
+        stamp = read_stamp(self.home.index)
+        return {
+            "home": str(self.home.root),
+            "database": self.store.safe_url,
+            "schema": current_revision(self.store.engine),
+            "model": model,
+            "identities": identities,
+            "faces": faces,
+            "threshold": row.threshold,
+            "threshold_source": row.threshold_source,
+            "index": {
+                "path": str(self.home.index),
+                "kind": stamp.kind if stamp else "flat",
+                "exists": stamp is not None,
+                "up_to_date": bool(stamp and stamp.describes(state)),
+                "gpu": gpu_available() if self.gpu_index is None else self.gpu_index,
+            },
+            "device": str(resolve_device(self.device)),
+        }

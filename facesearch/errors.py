@@ -1,0 +1,30 @@
+"""Errors that the command line turns into a one-line message and exit code 1.
+
+Anything raised as a :class:`FaceSearchError` is a failure of the input or of the stored
+state, never a bug: the CLI prints its message without a traceback.
+"""
+
+
+class FaceSearchError(Exception):
+    """Base class: a failure of the input or of the state, with a message fit for a user."""
+
+
+class ImageError(FaceSearchError):
+    """An image file that cannot be used (unreadable, truncated, too large, not an image)."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ModelError(FaceSearchError):
+    """A model file that is missing, corrupt, or not the encoder the gallery is bound to."""
+
+
+class GalleryError(FaceSearchError):
+    """A gallery state that forbids the operation (empty, newer schema, bad threshold...)."""
+
+
+class InputError(FaceSearchError):
+    """A bad argument or input folder (missing, empty, reserved identity name...)."""

@@ -1,0 +1,44 @@
+"""The home folder: gallery database, index file, model files and the lock, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_HOME = "FACESEARCH_HOME"
+ENV_DATABASE_URL = "FACESEARCH_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+
+    @classmethod
+    def resolve(cls, home: str | Path | None = None) -> "Home":
+        """An explicit folder, else $FACESEARCH_HOME, else ~/.facesearch."""
+        chosen = home or os.environ.get(ENV_HOME) or Path.home() / ".facesearch"
+        return cls(Path(chosen).expanduser().resolve())
+
+    @property
+    def database(self) -> Path:
+        return self.root / "gallery.db"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index.faiss"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "gallery.lock"
+
+    def model_file(self, fingerprint: str) -> Path:
+        return self.models / f"{fingerprint}.pt"
+
+    def database_url(self) -> str:
+        """$FACESEARCH_DATABASE_URL if set (any SQLAlchemy URL), else SQLite in the home."""
+        return os.environ.get(ENV_DATABASE_URL) or f"sqlite:///{self.database}"

@@ -1,0 +1,23 @@
+"""Face encoder networks: backbones (registry), embedding heads, the encoder and its file."""
+
+from facesearch.models.backbones import create_backbone, list_backbones, register
+from facesearch.models.encoder import (
+    Encoder,
+    EncoderConfig,
+    build_encoder,
+    encoder_fingerprint,
+    load_encoder,
+    save_encoder,
+)
+
+__all__ = [
+    "Encoder",
+    "EncoderConfig",
+    "build_encoder",
+    "create_backbone",
+    "encoder_fingerprint",
+    "list_backbones",
+    "load_encoder",
+    "register",
+    "save_encoder",
+]

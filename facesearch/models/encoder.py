@@ -1,0 +1,184 @@
+"""The face encoder (backbone + embedding head) and its model file.
+
+A model file is a plain ``torch.save`` of a dict of primitives and tensors, so it loads with
+``weights_only=True``: opening a model file never runs code from it. It carries the config
+needed to rebuild the network and a fingerprint (SHA-256 over config and weights), which
+binds a gallery to the exact encoder that produced its embeddings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facesearch.devices import autocast, resolve_device
+from facesearch.errors import ModelError
+from facesearch.fileio import atomic_write
+from facesearch.models.backbones import create_backbone
+from facesearch.models.heads import create_head
+
+FORMAT = "facesearch.encoder"
+FORMAT_VERSION = 1
+MEAN = 0.5
+STD = 0.5
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Everything needed to rebuild an encoder's network (the weights live beside it)."""
+
+    backbone: str = "litface"
+    embedding_dim: int = 512
+    input_size: int = 112
+    head: str = "gdc"
+    dropout: float = 0.0
+    drop_path: float = 0.0
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EncoderConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class Encoder(nn.Module):
+    """Backbone + embedding head. ``forward`` gives raw embeddings (losses normalise them);
+    ``embed`` gives what the gallery stores: L2-normalised float32 on the CPU."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.backbone = create_backbone(config.backbone, drop_path=config.drop_path)
+            channels, height, width = self._feature_shape()
+            self.head = create_head(
+                config.head, channels, height, width, config.embedding_dim, config.dropout
+            )
+
+    def _feature_shape(self) -> tuple[int, int, int]:
+        was_training = self.backbone.training
+        self.backbone.eval()
+        with torch.no_grad():
+            size = self.config.input_size
+            out = self.backbone(torch.zeros(1, 3, size, size))
+        self.backbone.train(was_training)
+        return int(out.shape[1]), int(out.shape[2]), int(out.shape[3])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.inference_mode()
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, S, S) face crops -> L2-normalised float32 (N, D) embeddings on CPU."""
+        if self.training:
+            self.eval()
+        device = self.device
+        x = normalize(images.to(device, non_blocking=True))
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device):
+            out = self(x)
+        return F.normalize(out.float(), dim=1).cpu()
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB -> float in [-1, 1], the encoder's input range."""
+    return (images.float() / 255.0 - MEAN) / STD
+
+
+def build_encoder(config: EncoderConfig | None = None, device: str | None = None) -> Encoder:
+    """A randomly initialised (seeded, so reproducible) encoder, ready for inference."""
+    encoder = Encoder(config or EncoderConfig())
+    return prepare(encoder, device)
+
+
+def prepare(encoder: Encoder, device: str | None) -> Encoder:
+    target = resolve_device(device)
+    encoder = encoder.to(target).eval()
+    if target.type == "cuda":
+        encoder = encoder.to(memory_format=torch.channels_last)
+    return encoder
+
+
+def fingerprint(config: EncoderConfig, state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the config and every tensor (name, dtype, shape, bytes), in name order."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(asdict(config), sort_keys=True).encode())
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def encoder_fingerprint(encoder: Encoder) -> str:
+    return fingerprint(encoder.config, encoder.state_dict())
+
+
+def save_encoder(
+    encoder: Encoder, path: str | Path, meta: dict[str, Any] | None = None, half: bool = False
+) -> str:
+    """Write a model file atomically; returns its fingerprint. ``half`` stores fp16 weights."""
+    state = {
+        k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
+        for k, v in encoder.state_dict().items()
+    }
+    fp = fingerprint(encoder.config, state)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": asdict(encoder.config),
+        "state_dict": state,
+        "fingerprint": fp,
+        "meta": meta or {},
+    }
+    with atomic_write(path) as handle:
+        torch.save(payload, handle)
+    return fp
+
+
+def read_model_file(path: str | Path) -> dict[str, Any]:
+    """Load and validate a model file's payload, refusing anything that is not ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds (pickle, zip, runtime) for bad files
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: not a readable facesearch model file ({first_line})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(f"{path}: not a facesearch model file")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelError(f"{path}: written by a newer facesearch (format {payload['format_version']})")
+    config = EncoderConfig.from_dict(payload.get("config", {}))
+    state = payload.get("state_dict", {})
+    if fingerprint(config, state) != payload.get("fingerprint"):
+        raise ModelError(f"{path}: model file is corrupt (its weights do not match its fingerprint)")
+    payload["config"] = config
+    return payload
+
+
+def load_encoder(path: str | Path, device: str | None = None) -> tuple[Encoder, str]:
+    """Rebuild the encoder from a model file: (encoder ready for inference, fingerprint)."""
+    payload = read_model_file(path)
+    config: EncoderConfig = payload["config"]
+    try:
+        encoder = Encoder(replace(config))
+        state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+        encoder.load_state_dict(state)
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path}: weights do not fit the model's config ({exc})") from None
+    return prepare(encoder, device), payload["fingerprint"]
