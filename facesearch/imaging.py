@@ -24,6 +24,12 @@ from facesearch.errors import ImageError
 ALLOWED_FORMATS = ("JPEG", "MPO", "PNG", "BMP", "WEBP", "TIFF", "GIF", "PPM")
 """Decoders we trust with untrusted files; everything else (EPS, PDF, ...) is refused."""
 
+
+def _registered_formats() -> tuple[str, ...]:
+    """The allowed formats this Pillow has openers for (MPO, for one, comes and goes)."""
+    Image.init()
+    return tuple(f for f in ALLOWED_FORMATS if f in Image.OPEN)
+
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm"}
 )
@@ -83,7 +89,7 @@ def decode(
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            img = Image.open(io.BytesIO(data), formats=_registered_formats())
         except UnidentifiedImageError:
             raise ImageError(source, "not an image, or a format that is not supported") from None
         except Image.DecompressionBombError as exc:
@@ -158,7 +164,7 @@ def square_resize(img: Image.Image, side: int) -> Image.Image:
     """
     width, height = img.size
     short = min(width, height)
-    left, top = (width - short) / 2, (height - short) / 2
+    left, top = (width - short) // 2, (height - short) // 2
     return img.resize(
         (side, side), Image.Resampling.BILINEAR, box=(left, top, left + short, top + short)
     )

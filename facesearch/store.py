@@ -246,20 +246,21 @@ class Store:
                     )
                 )
             )
-            identities = self._identity_ids(session, {f.identity for f in faces})
-            rows, kept, seen = [], [], set(present)
+            kept, seen = [], set(present)
             for face in faces:
-                if face.content_hash in seen:
-                    continue
-                seen.add(face.content_hash)
-                row = Face(
+                if face.content_hash not in seen:
+                    seen.add(face.content_hash)
+                    kept.append(face)
+            identities = self._identity_ids(session, {f.identity for f in kept})
+            rows = [
+                Face(
                     identity_id=identities[face.identity],
                     source_path=face.source_path,
                     content_hash=face.content_hash,
                     embedding=np.ascontiguousarray(face.embedding, dtype=np.float32).tobytes(),
                 )
-                rows.append(row)
-                kept.append(face)
+                for face in kept
+            ]
             session.add_all(rows)
             session.flush()
             revision = self._bump(session) if rows else self.state(session).revision

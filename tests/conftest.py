@@ -1,0 +1,50 @@
+"""Shared fixtures: a synthetic gallery, an isolated home, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from facesearch.cli.main import app
+from facesearch.synthetic import write_dataset
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+CFP = DATASETS / "cfp-dev"
+
+
+def needs_datasets(path: Path = DATASETS) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not path.exists(), reason=f"{path} not present")
+
+
+@pytest.fixture(scope="session")
+def faces_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8 synthetic people x 3 photos, in the DIR/<identity>/<images> layout."""
+    root = tmp_path_factory.mktemp("faces")
+    write_dataset(root, identities=8, images_per_identity=3, seed=1)
+    return root
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "home"
+    monkeypatch.setenv("FACESEARCH_HOME", str(path))
+    monkeypatch.delenv("FACESEARCH_DATABASE_URL", raising=False)
+    return path
+
+
+def cli(*args: Any) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def cli_json(*args: Any, code: int = 0) -> dict[str, Any]:
+    """Run a command with --json; check the exit code and that stdout is one JSON object."""
+    result = cli(*args, "--json")
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    payload = json.loads(result.stdout)
+    assert isinstance(payload, dict)
+    return payload
