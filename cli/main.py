@@ -119,6 +119,9 @@ def enroll(
     workers: Annotated[
         Optional[int], typer.Option(min=0, help="Decode processes [default: by input size].")
     ] = None,
+    commit_every: Annotated[
+        int, typer.Option(min=1, help="Faces per transaction (a crash loses at most these).")
+    ] = 2048,
     strict: Annotated[bool, typer.Option(help="Exit 1 if any file failed.")] = False,
     device: DeviceOption = "auto",
     home: HomeOption = None,
@@ -127,7 +130,9 @@ def enroll(
     """Embed, store and index every new image of a gallery folder (incremental)."""
     with failures(as_json):
         with open_gallery(home, device) as gallery, progress_bars() as progress:
-            report = gallery.enroll(folder, model, batch_size, workers, progress=progress)
+            report = gallery.enroll(
+                folder, model, batch_size, workers, commit_every, progress=progress
+            )
         result = report.to_dict()
         emit(as_json, result, _print_enroll)
         nothing_usable = report.enrolled == 0 and report.skipped == 0

@@ -1,0 +1,119 @@
+"""The command contract of DESIGN.md: JSON keys, one JSON object on stdout, exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facesearch import UNKNOWN
+from tests import badfiles
+from tests.conftest import cli, cli_json
+
+
+def test_full_cycle_with_contract_keys(home: Path, faces_dir: Path) -> None:
+    out = cli_json("enroll", faces_dir)
+    assert set(out) == {"enrolled", "skipped", "failed", "identities", "faces"}
+    assert (out["enrolled"], out["identities"], out["faces"]) == (24, 8, 24)
+    assert cli_json("enroll", faces_dir)["skipped"] == 24
+
+    image = faces_dir / "person_0005" / "0002.jpg"
+    q = cli_json("query", image, "--top-k", 3)
+    assert set(q) == {"identity", "score", "threshold", "matches"}
+    assert q["identity"] == "person_0005" and abs(q["score"] - 1.0) < 1e-4
+    assert len(q["matches"]) == 3 and set(q["matches"][0]) == {"identity", "score", "image"}
+
+    ids = cli_json("identities")["identities"]
+    assert {"identity": "person_0005", "faces": 3} in ids and len(ids) == 8
+
+    info = cli_json("info")
+    assert {"model", "identities", "faces", "threshold", "index", "device"} <= set(info)
+    assert (info["identities"], info["faces"], info["device"]) == (8, 24, "cpu")
+
+    assert cli_json("threshold")["threshold"] == pytest.approx(0.5)
+    assert cli_json("threshold", "1.0")["threshold"] == 1.0
+    assert cli_json("threshold")["threshold"] == 1.0
+
+    assert cli_json("remove", "person_0005") == {"removed": "person_0005", "faces": 3}
+    q = cli_json("query", image, "--top-k", 10)
+    assert q["identity"] == UNKNOWN or q["identity"] != "person_0005"
+    assert "person_0005" not in [m["identity"] for m in q["matches"]]
+
+
+def test_home_option_overrides_environment(home: Path, faces_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "explicit"
+    cli_json("enroll", faces_dir, "--home", other)
+    assert (other / "gallery.db").exists() and not (home / "gallery.db").exists()
+    assert cli_json("info", "--home", other)["faces"] == 24
+
+
+def test_human_output_is_plain_text(home: Path, faces_dir: Path) -> None:
+    result = cli("enroll", faces_dir)
+    assert result.exit_code == 0 and "enrolled 24" in result.stdout
+    result = cli("query", faces_dir / "person_0001" / "0000.jpg")
+    assert result.exit_code == 0 and result.stdout.startswith("person_0001")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("enroll", "/no/such/folder"),
+        ("query", "/no/such/image.jpg"),
+        ("remove", "nobody"),
+    ],
+)
+def test_failures_exit_1_with_one_line_and_a_json_error(home: Path, faces_dir: Path, args: tuple) -> None:
+    cli_json("enroll", faces_dir)
+    out = cli_json(*args, code=1)
+    assert set(out) == {"error"}
+    result = cli(*args)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error:") and result.stdout == ""
+
+
+def test_query_of_a_bad_image_names_the_file(home: Path, faces_dir: Path, tmp_path: Path) -> None:
+    cli_json("enroll", faces_dir)
+    bad = badfiles.truncated_jpeg(tmp_path / "half.jpg")
+    out = cli_json("query", bad, code=1)
+    assert str(bad) in out["error"] and "truncated" in out["error"]
+
+
+def test_query_on_an_empty_gallery_fails_cleanly(home: Path, faces_dir: Path) -> None:
+    out = cli_json("query", faces_dir / "person_0000" / "0000.jpg", code=1)
+    assert "empty" in out["error"]
+
+
+def test_enroll_where_every_file_fails_exits_1(home: Path, tmp_path: Path) -> None:
+    src = tmp_path / "junk" / "someone"
+    src.mkdir(parents=True)
+    badfiles.not_an_image(src / "a.jpg")
+    out = cli_json("enroll", src.parent, code=1)
+    assert out["enrolled"] == 0 and out["failed"][0]["path"].endswith("a.jpg")
+
+
+def test_strict_enroll_exits_1_on_any_failure(home: Path, faces_dir: Path, tmp_path: Path) -> None:
+    badfiles.truncated_jpeg(tmp_path / "x.jpg")
+    src = tmp_path / "mixed"
+    (src / "p").mkdir(parents=True)
+    badfiles.png_named_jpg(src / "p" / "good.jpg")
+    badfiles.truncated_jpeg(src / "p" / "bad.jpg")
+    assert cli_json("enroll", src, "--strict", code=1)["enrolled"] == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("query",),
+        ("query", "x.jpg", "--top-k", "0"),
+        ("threshold", "3"),
+        ("enroll", "x", "--no-such-option"),
+        ("frobnicate",),
+    ],
+)
+def test_bad_usage_exits_2(home: Path, args: tuple) -> None:
+    assert cli(*args).exit_code == 2
+
+
+def test_synth_writes_the_gallery_layout(tmp_path: Path) -> None:
+    out = cli_json("synth", tmp_path / "s", "--identities", 3, "--images", 2)
+    assert out["images"] == 6 and len(list((tmp_path / "s").glob("*/*.jpg"))) == 6

@@ -1,0 +1,259 @@
+"""The Gallery engine: enroll, query, remove, and the index-vs-database invariants."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facesearch import UNKNOWN
+from facesearch.engine import Gallery
+from facesearch.errors import GalleryError, InputError, ModelError
+from facesearch.index import FaceIndex
+from facesearch.models import EncoderConfig, build_encoder, save_encoder
+from facesearch.synthetic import write_dataset
+from tests import badfiles
+
+
+@pytest.fixture
+def gallery(home: Path, faces_dir: Path) -> Gallery:
+    g = Gallery(home)
+    g.enroll(faces_dir)
+    yield g
+    g.close()
+
+
+def answers(g: Gallery, faces_dir: Path) -> list[tuple[str, list[tuple[str, float]]]]:
+    out = []
+    for path in sorted(faces_dir.glob("*/*.jpg")):
+        r = g.query(path, top_k=3)
+        out.append((r.identity, [(m.identity, round(m.score, 5)) for m in r.matches]))
+    return out
+
+
+def test_enroll_is_incremental(home: Path, faces_dir: Path) -> None:
+    with Gallery(home) as g:
+        first = g.enroll(faces_dir)
+        assert (first.enrolled, first.skipped, first.failed) == (24, 0, [])
+        assert (first.identities, first.faces) == (8, 24)
+        second = g.enroll(faces_dir)
+        assert (second.enrolled, second.skipped) == (0, 24)
+    with Gallery(home) as g:  # another process later: still nothing new
+        assert g.enroll(faces_dir).enrolled == 0
+
+
+def test_query_of_an_enrolled_image_finds_it_with_score_1(gallery: Gallery, faces_dir: Path) -> None:
+    path = faces_dir / "person_0002" / "0001.jpg"
+    result = gallery.query(path, top_k=4)
+    assert result.identity == "person_0002"
+    assert result.score == pytest.approx(1.0, abs=1e-4)
+    assert result.matches[0].image == str(path.resolve())
+    names = [m.identity for m in result.matches]
+    assert len(names) == 4 == len(set(names))  # top-k lists distinct people
+    scores = [m.score for m in result.matches]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_top_k_larger_than_the_gallery(gallery: Gallery, faces_dir: Path) -> None:
+    result = gallery.query(faces_dir / "person_0000" / "0000.jpg", top_k=50)
+    assert len(result.matches) == 8
+
+
+def test_threshold_turns_weak_matches_into_unknown(gallery: Gallery, faces_dir: Path) -> None:
+    path = faces_dir / "person_0001" / "0000.jpg"
+    gallery.set_threshold(1.0)
+    assert gallery.query(path).identity == "person_0001"  # exact image: 1.0 >= 1.0
+    probe = faces_dir.parent / "probe.png"
+    badfiles.png_named_jpg(probe)  # an image not in the gallery
+    result = gallery.query(probe)
+    assert result.identity == UNKNOWN and result.score < 1.0 and result.matches
+    with pytest.raises(InputError):
+        gallery.set_threshold(1.5)
+
+
+def test_remove_leaves_no_trace(gallery: Gallery, faces_dir: Path, home: Path) -> None:
+    records = gallery.store.faces(range(1, 25))
+    ids = {name: [i for i, r in records.items() if r.identity == name] for name in ("person_0003", "person_0004")}
+    embedding = {i: gallery.store.embeddings([i], 512)[1].tobytes() for i in sum(ids.values(), [])}
+    assert gallery.remove("person_0003") == 3
+    result = gallery.query(faces_dir / "person_0003" / "0000.jpg", top_k=8)
+    assert "person_0003" not in [m.identity for m in result.matches]
+    assert "person_0003" not in [i["identity"] for i in gallery.identities()]
+    gallery.close()
+    raw = b"".join(p.read_bytes() for p in home.glob("gallery.db*"))
+    assert all(embedding[i] in raw for i in ids["person_0004"])  # the check can see embeddings
+    assert all(embedding[i] not in raw for i in ids["person_0003"])  # secure_delete + WAL checkpoint
+    assert b"person_0003" not in raw
+    with Gallery(home) as again, pytest.raises(InputError, match="no identity"):
+        again.remove("person_0003")
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "garbage"])
+def test_missing_or_damaged_index_is_rebuilt_with_identical_answers(
+    gallery: Gallery, faces_dir: Path, home: Path, damage: str
+) -> None:
+    before = answers(gallery, faces_dir)
+    gallery.close()
+    index_file = home / "index.faiss"
+    if damage == "delete":
+        index_file.unlink()
+    elif damage == "truncate":
+        index_file.write_bytes(index_file.read_bytes()[:-500])
+    else:
+        index_file.write_bytes(b"\0" * 1000)
+    with Gallery(home) as g:
+        assert answers(g, faces_dir) == before
+    assert FaceIndex.load(index_file).ntotal == 24  # repaired on disk too
+
+
+def test_crash_between_commit_and_index_save_is_repaired(
+    home: Path, faces_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Gallery(home) as g:
+        g.enroll(faces_dir)
+    more = tmp_path / "more"
+    write_dataset(more, identities=2, images_per_identity=2, seed=9, first_identity=50)
+
+    def crash(self: FaceIndex, path: Path) -> None:
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(FaceIndex, "save", crash)
+    with Gallery(home) as g, pytest.raises(KeyboardInterrupt):
+        g.enroll(more)
+    monkeypatch.undo()
+    with Gallery(home) as g:  # the commit stands; the stale index is reconciled
+        assert g.store.counts() == (10, 28)
+        result = g.query(more / "person_0050" / "0001.jpg")
+        assert result.identity == "person_0050" and result.score == pytest.approx(1.0, abs=1e-4)
+        assert g.info()["index"]["up_to_date"]
+
+
+def test_stale_index_file_from_an_older_state_is_reconciled(
+    gallery: Gallery, faces_dir: Path, home: Path, tmp_path: Path
+) -> None:
+    old = tmp_path / "old.faiss"
+    shutil.copy(home / "index.faiss", old)
+    gallery.remove("person_0000")
+    more = tmp_path / "more"
+    write_dataset(more, identities=1, images_per_identity=2, seed=4, first_identity=70)
+    gallery.enroll(more)
+    gallery.close()
+    shutil.copy(old, home / "index.faiss")  # an index that still has person_0000, lacks person_0070
+    with Gallery(home) as g:
+        names = [m.identity for m in g.query(faces_dir / "person_0000" / "0000.jpg", top_k=10).matches]
+        assert "person_0000" not in names
+        assert g.query(more / "person_0070" / "0000.jpg").identity == "person_0070"
+
+
+def test_index_of_another_gallery_is_not_trusted(home: Path, faces_dir: Path, tmp_path: Path) -> None:
+    other_home = tmp_path / "other"
+    with Gallery(other_home) as other:
+        write_dataset(tmp_path / "o", identities=2, images_per_identity=1, seed=7, first_identity=90)
+        other.enroll(tmp_path / "o")
+    with Gallery(home) as g:
+        g.enroll(faces_dir)
+    shutil.copy(other_home / "index.faiss", home / "index.faiss")
+    with Gallery(home) as g:
+        assert g.query(faces_dir / "person_0001" / "0002.jpg").identity == "person_0001"
+
+
+def test_gallery_refuses_another_encoder(gallery: Gallery, faces_dir: Path, tmp_path: Path, home: Path) -> None:
+    other = tmp_path / "other.pt"
+    save_encoder(build_encoder(EncoderConfig(seed=123)), other)
+    with pytest.raises(ModelError, match="not the one this gallery was enrolled with"):
+        gallery.enroll(faces_dir, model=other)
+    with pytest.raises(ModelError, match="not the one"):
+        gallery.query(faces_dir / "person_0000" / "0000.jpg", model=other)
+    own = next((home / "models").glob("*.pt"))
+    assert gallery.query(faces_dir / "person_0000" / "0000.jpg", model=own).identity == "person_0000"
+
+
+def test_enroll_with_a_model_file_binds_it(home: Path, faces_dir: Path, tmp_path: Path) -> None:
+    model = tmp_path / "m.pt"
+    fp = save_encoder(build_encoder(EncoderConfig(seed=11)), model)
+    with Gallery(home) as g:
+        g.enroll(faces_dir, model=model)
+        assert g.info()["model"]["fingerprint"] == fp
+    model.unlink()  # the home keeps its own copy
+    with Gallery(home) as g:
+        assert g.query(faces_dir / "person_0004" / "0000.jpg").identity == "person_0004"
+
+
+def test_missing_gallery_model_file_is_a_clear_error(gallery: Gallery, faces_dir: Path, home: Path) -> None:
+    gallery.close()
+    for f in (home / "models").glob("*.pt"):
+        f.unlink()
+    with Gallery(home) as g, pytest.raises(ModelError, match="missing"):
+        g.query(faces_dir / "person_0000" / "0000.jpg")
+
+
+def test_empty_gallery(home: Path, faces_dir: Path) -> None:
+    with Gallery(home) as g:
+        with pytest.raises(GalleryError, match="empty"):
+            g.query(faces_dir / "person_0000" / "0000.jpg")
+        assert g.identities() == [] and g.info()["faces"] == 0
+
+
+def test_bad_files_are_reported_and_lose_nothing(gallery: Gallery, tmp_path: Path) -> None:
+    messy = tmp_path / "messy"
+    write_dataset(messy, identities=2, images_per_identity=2, seed=5, first_identity=40)
+    badfiles.truncated_jpeg(messy / "person_0040" / "broken.jpg")
+    badfiles.not_an_image(messy / "person_0041" / "notes.jpg")
+    badfiles.png_bomb(messy / "person_0041" / "bomb.png")
+    badfiles.cmyk_jpeg(messy / "person_0042.jpg")  # DIR/<identity>.<ext> layout
+    (messy / "empty_person").mkdir()
+    (messy / "README.txt").write_text("not a face")
+    report = gallery.enroll(messy)
+    failed = {Path(f.path).name: f.error for f in report.failed}
+    assert set(failed) == {"broken.jpg", "notes.jpg", "bomb.png", "empty_person"}
+    assert "truncated" in failed["broken.jpg"] and "bomb" in failed["bomb.png"]
+    assert report.enrolled == 5 and report.faces == 24 + 5
+    assert {"person_0040", "person_0041", "person_0042"} <= {i["identity"] for i in gallery.identities()}
+
+
+def test_duplicate_images_are_enrolled_once(home: Path, tmp_path: Path) -> None:
+    src = tmp_path / "dups"
+    write_dataset(src, identities=2, images_per_identity=1, seed=3)
+    shutil.copy(src / "person_0000" / "0000.jpg", src / "person_0000" / "copy.jpg")
+    shutil.copy(src / "person_0000" / "0000.jpg", src / "person_0001" / "stolen.jpg")
+    with Gallery(home) as g:
+        report = g.enroll(src)
+    assert (report.enrolled, report.skipped, report.faces) == (2, 2, 2)
+
+
+def test_reserved_missing_and_empty_inputs(home: Path, tmp_path: Path) -> None:
+    with Gallery(home) as g:
+        with pytest.raises(InputError, match="no such folder"):
+            g.enroll(tmp_path / "nowhere")
+        (tmp_path / "empty").mkdir()
+        with pytest.raises(InputError, match="no images found"):
+            g.enroll(tmp_path / "empty")
+        reserved = tmp_path / "reserved" / UNKNOWN
+        reserved.mkdir(parents=True)
+        badfiles.png_named_jpg(reserved / "a.jpg")
+        with pytest.raises(InputError, match="reserved"):
+            g.enroll(tmp_path / "reserved")
+
+
+def test_any_sqlalchemy_url(tmp_path: Path, faces_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'elsewhere' / 'faces.sqlite'}"
+    with Gallery(tmp_path / "home", database_url=url) as g:
+        g.enroll(faces_dir)
+        assert g.info()["database"] == url
+    assert (tmp_path / "elsewhere" / "faces.sqlite").exists()
+    assert not (tmp_path / "home" / "gallery.db").exists()
+
+
+def test_batch_search_equals_single_queries(gallery: Gallery, faces_dir: Path) -> None:
+    encoder = gallery.encoder()
+    from facesearch.imaging import load_face
+    import torch
+
+    paths = sorted(faces_dir.glob("*/*.jpg"))[:6]
+    vectors = encoder.embed(torch.stack([load_face(p)[0] for p in paths])).numpy()
+    batch = gallery.search(vectors, top_k=2)
+    single = [gallery.query(p, top_k=2) for p in paths]
+    assert [r.identity for r in batch] == [r.identity for r in single]
+    assert np.allclose([r.score for r in batch], [r.score for r in single], atol=1e-5)
