@@ -17,7 +17,9 @@ import json
 import logging
 import math
 import shutil
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -63,6 +65,8 @@ class EnrollReport:
     failed: list[Problem] = field(default_factory=list)
     identities: int = 0
     faces: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage: hash, decode (waiting on decode workers), embed, database, index."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,7 +75,16 @@ class EnrollReport:
             "failed": [{"path": str(p.path), "error": p.error} for p in self.failed],
             "identities": self.identities,
             "faces": self.faces,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
 
 
 @dataclass(frozen=True)
@@ -235,17 +248,24 @@ class Gallery:
     ) -> EnrollReport:
         """Embed and store every new image of a gallery folder; already-enrolled content
         (by SHA-256 of the file) is skipped, bad files are reported and the rest goes on."""
+        start = time.perf_counter()
         images, problems = gallery_images(source)
         report = EnrollReport(failed=list(problems))
         encoder = self._encoder_for_enroll(model)
-        todo = self._new_images(images, report, progress)
+        with report.timed("hash"):
+            todo = self._new_images(images, report, progress)
         pending: list[NewFace] = []
         done = 0
-        side = encoder.config.input_size
-        for batch in face_loader([item.path for item in todo], side, batch_size, workers):
+        loader = iter(face_loader([i.path for i in todo], encoder.config.input_size, batch_size, workers))
+        while True:
+            with report.timed("decode"):
+                batch = next(loader, None)
+            if batch is None:
+                break
             report.failed.extend(Problem(todo[pos].path, err) for pos, err in batch.failures)
             if batch.images is not None:
-                vectors = encoder.embed(batch.images).numpy()
+                with report.timed("embed"):
+                    vectors = encoder.embed(batch.images).numpy()
                 pending.extend(
                     NewFace(todo[pos].identity, str(todo[pos].path.resolve()), digest, vector)
                     for pos, digest, vector in zip(batch.positions, batch.hashes, vectors)
@@ -256,8 +276,10 @@ class Gallery:
             done += len(batch.positions) + len(batch.failures)
             progress("embedding", done, len(todo))
         self._commit(pending, report)
-        self._save_index()
+        with report.timed("index"):
+            self._save_index()
         report.identities, report.faces = self.store.counts()
+        report.timings["total"] = time.perf_counter() - start
         return report
 
     def _new_images(
@@ -305,10 +327,14 @@ class Gallery:
         if not faces:
             return
         with self.lock:
-            index = self._synced_index()
-            ids, kept, revision = self.store.add_faces(faces)
+            with report.timed("index"):
+                index = self._synced_index()
+            with report.timed("database"):
+                ids, kept, revision = self.store.add_faces(faces)
             if ids:
-                index.add(np.asarray(ids, dtype=np.int64), np.stack([f.embedding for f in kept]))
+                with report.timed("index"):
+                    vectors = np.stack([f.embedding for f in kept])
+                    index.add(np.asarray(ids, dtype=np.int64), vectors)
                 index.stamp = replace(index.stamp, revision=revision)
                 self._index_dirty = True
         report.enrolled += len(ids)

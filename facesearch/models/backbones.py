@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torchvision
 from torch import nn
 
 BackboneFactory = Callable[..., nn.Module]
@@ -45,6 +44,13 @@ def create_backbone(name: str, drop_path: float = 0.0) -> nn.Module:
     return factory(drop_path=drop_path)
 
 
+def _torchvision_models():  # noqa: ANN202
+    """torchvision costs ~2 s to import (it pulls in torch._dynamo): only when a backbone needs it."""
+    import torchvision.models
+
+    return torchvision.models
+
+
 def _with_channels(module: nn.Module, channels: int) -> nn.Module:
     module.out_channels = channels  # type: ignore[assignment]
     return module
@@ -62,17 +68,17 @@ def _resnet(builder: Callable[..., nn.Module], channels: int) -> nn.Module:
 
 @register("resnet18")
 def resnet18(drop_path: float = 0.0) -> nn.Module:
-    return _resnet(torchvision.models.resnet18, 512)
+    return _resnet(_torchvision_models().resnet18, 512)
 
 
 @register("resnet34")
 def resnet34(drop_path: float = 0.0) -> nn.Module:
-    return _resnet(torchvision.models.resnet34, 512)
+    return _resnet(_torchvision_models().resnet34, 512)
 
 
 @register("resnet50")
 def resnet50(drop_path: float = 0.0) -> nn.Module:
-    return _resnet(torchvision.models.resnet50, 2048)
+    return _resnet(_torchvision_models().resnet50, 2048)
 
 
 def _mobilenet(features: nn.Sequential, channels: int) -> nn.Module:
@@ -83,22 +89,22 @@ def _mobilenet(features: nn.Sequential, channels: int) -> nn.Module:
 
 @register("mobilenet_v2")
 def mobilenet_v2(drop_path: float = 0.0) -> nn.Module:
-    return _mobilenet(torchvision.models.mobilenet_v2(weights=None).features, 1280)
+    return _mobilenet(_torchvision_models().mobilenet_v2(weights=None).features, 1280)
 
 
 @register("mobilenet_v3_large")
 def mobilenet_v3_large(drop_path: float = 0.0) -> nn.Module:
-    return _mobilenet(torchvision.models.mobilenet_v3_large(weights=None).features, 960)
+    return _mobilenet(_torchvision_models().mobilenet_v3_large(weights=None).features, 960)
 
 
 @register("mobilenet_v3_small")
 def mobilenet_v3_small(drop_path: float = 0.0) -> nn.Module:
-    return _mobilenet(torchvision.models.mobilenet_v3_small(weights=None).features, 576)
+    return _mobilenet(_torchvision_models().mobilenet_v3_small(weights=None).features, 576)
 
 
 @register("convnext_tiny")
 def convnext_tiny(drop_path: float = 0.0) -> nn.Module:
-    features = torchvision.models.convnext_tiny(
+    features = _torchvision_models().convnext_tiny(
         weights=None, stochastic_depth_prob=drop_path
     ).features
     # Patchify stem 4x4/4 -> 2x2/2, so 112 px ends at 7x7 instead of 3x3.

@@ -1,0 +1,37 @@
+"""On real photos (cfp-dev/verification/known: 600 images of 200 people), when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CFP, cli_json, needs_datasets
+
+KNOWN = CFP / "verification" / "known"
+
+pytestmark = [needs_datasets(KNOWN), pytest.mark.realdata]
+
+
+def test_enroll_query_remove_rebuild_on_cfp_known(home: Path) -> None:
+    first = cli_json("enroll", KNOWN)
+    assert (first["enrolled"], first["skipped"], first["failed"]) == (600, 0, [])
+    assert (first["identities"], first["faces"]) == (200, 600)
+    second = cli_json("enroll", KNOWN)
+    assert (second["enrolled"], second["skipped"]) == (0, 600)
+
+    person = sorted(KNOWN.iterdir())[7]
+    image = sorted(person.iterdir())[1]
+    q = cli_json("query", image, "--top-k", 5)
+    assert q["identity"] == person.name and q["score"] == pytest.approx(1.0, abs=1e-4)
+
+    probes = [sorted(p.iterdir())[0] for p in sorted(KNOWN.iterdir())[:40]]
+    before = [cli_json("query", p, "--top-k", 3) for p in probes]
+    (home / "index.faiss").unlink()
+    after = [cli_json("query", p, "--top-k", 3) for p in probes]
+    assert after == before
+
+    assert cli_json("remove", person.name) == {"removed": person.name, "faces": 3}
+    q = cli_json("query", image, "--top-k", 200)
+    assert person.name not in [m["identity"] for m in q["matches"]]
+    assert cli_json("info")["faces"] == 597
