@@ -52,11 +52,9 @@ ModelOption = Annotated[
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    if verbose:
+        logging.getLogger("facesearch").setLevel(logging.INFO)
 
 
 def emit(as_json: bool, result: dict[str, Any], human: Callable[[dict[str, Any]], None]) -> None:
@@ -122,6 +120,10 @@ def enroll(
     commit_every: Annotated[
         int, typer.Option(min=1, help="Faces per transaction (a crash loses at most these).")
     ] = 2048,
+    reembed: Annotated[
+        bool,
+        typer.Option(help="First re-embed the whole gallery with --model (another encoder)."),
+    ] = False,
     strict: Annotated[bool, typer.Option(help="Exit 1 if any file failed.")] = False,
     device: DeviceOption = "auto",
     home: HomeOption = None,
@@ -129,11 +131,16 @@ def enroll(
 ) -> None:
     """Embed, store and index every new image of a gallery folder (incremental)."""
     with failures(as_json):
+        if reembed and model is None:
+            raise typer.BadParameter("--reembed needs --model", param_hint="--reembed")
         with open_gallery(home, device) as gallery, progress_bars() as progress:
+            reembedded = gallery.reembed(model, batch_size, workers, progress) if reembed else 0
             report = gallery.enroll(
                 folder, model, batch_size, workers, commit_every, progress=progress
             )
         result = report.to_dict()
+        if reembed:
+            result["reembedded"] = reembedded
         emit(as_json, result, _print_enroll)
         nothing_usable = report.enrolled == 0 and report.skipped == 0
         if report.failed and (strict or nothing_usable):

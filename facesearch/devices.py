@@ -7,6 +7,8 @@ from typing import Iterator
 
 import torch
 
+from facesearch.errors import InputError
+
 
 def resolve_device(name: str | None = None) -> torch.device:
     """``None``/"auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error."""
@@ -14,8 +16,6 @@ def resolve_device(name: str | None = None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        from facesearch.errors import InputError
-
         raise InputError("--device cuda was asked for, but no CUDA GPU is available")
     return device
 

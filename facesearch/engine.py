@@ -38,7 +38,7 @@ from facesearch.index import FaceIndex, IndexFileError, IndexStamp, gpu_availabl
 from facesearch.layouts import LabelledImage, Problem, gallery_images
 from facesearch.locking import GalleryLock
 from facesearch.migrations.runner import current_revision
-from facesearch.models.encoder import (
+from facesearch.models import (
     Encoder,
     EncoderConfig,
     build_encoder,
@@ -174,8 +174,9 @@ class Gallery:
             return encoder
         return self._load_bound(state.fingerprint)
 
-    def _encoder_for_enroll(self, model: str | Path | None) -> Encoder:
-        """The gallery's encoder, binding one first if the gallery has no faces yet."""
+    def bind_encoder(self, model: str | Path | None = None) -> Encoder:
+        """The encoder enroll uses: the gallery's own; or, while the gallery has no faces,
+        ``model`` (or the default encoder), which it then becomes bound to."""
         state = self.store.state()
         _, faces = self.store.counts()
         if model is None:
@@ -232,8 +233,53 @@ class Gallery:
             raise ModelError(
                 f"{model}: encoder {fp[:12]} is not the one this gallery was enrolled with "
                 f"({bound[:12]}); embeddings of different encoders cannot be compared. Use the "
-                "gallery's model, or enroll into a new home (--home)"
+                "gallery's model, re-embed the gallery with this one (enroll --reembed), or "
+                "use a new home (--home)"
             )
+
+    def reembed(
+        self,
+        model: str | Path,
+        batch_size: int = 64,
+        workers: int | None = None,
+        progress: Progress = _no_progress,
+    ) -> int:
+        """Re-embed every face from its source file with another encoder, and bind to it.
+
+        All or nothing: if any source file is missing, unreadable or no longer the content
+        that was enrolled, nothing changes. Returns the number of faces re-embedded.
+        """
+        encoder, fp = self._load(model)
+        with self.lock:
+            sources = self.store.sources()
+            paths = [Path(path) for _, path, _ in sources]
+            vectors = np.zeros((len(sources), encoder.config.embedding_dim), np.float32)
+            problems: list[str] = []
+            done = 0
+            loader = face_loader(paths, encoder.config.input_size, batch_size, workers)
+            for batch in loader:
+                problems += [f"{paths[pos]}: {err}" for pos, err in batch.failures]
+                problems += [
+                    f"{paths[pos]}: content changed since it was enrolled"
+                    for pos, digest in zip(batch.positions, batch.hashes)
+                    if digest != sources[pos][2]
+                ]
+                if batch.images is not None:
+                    vectors[batch.positions] = encoder.embed(batch.images).numpy()
+                done += len(batch.positions) + len(batch.failures)
+                progress("re-embedding", done, len(sources))
+            if problems:
+                more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+                raise GalleryError(
+                    f"cannot re-embed, nothing was changed: {'; '.join(problems[:3])}{more}"
+                )
+            self._install_model_file(Path(model), fp)
+            ids = [face_id for face_id, _, _ in sources]
+            self.store.rebind(fp, asdict(encoder.config), encoder.config.embedding_dim, ids, vectors)
+            self._index, self._index_dirty = None, True
+            self._save_index()
+        self._encoder = (fp, encoder)
+        return len(sources)
 
     # --- enroll -------------------------------------------------------------------------
 
@@ -251,7 +297,7 @@ class Gallery:
         start = time.perf_counter()
         images, problems = gallery_images(source)
         report = EnrollReport(failed=list(problems))
-        encoder = self._encoder_for_enroll(model)
+        encoder = self.bind_encoder(model)
         with report.timed("hash"):
             todo = self._new_images(images, report, progress)
         pending: list[NewFace] = []
@@ -348,12 +394,15 @@ class Gallery:
         if state.dim is None:
             raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
         index = self._index
-        if index is None:
+        from_disk = index is None
+        if from_disk:
             index = self._read_index_file()
         if index is None or not index.stamp.same_gallery(state) or index.dim != state.dim:
             index = FaceIndex(state.dim, IndexStamp.of(state, state.dim), self.gpu_index)
             index.stamp = replace(index.stamp, revision=-1)
         if not index.stamp.describes(state):
+            if from_disk and self.home.index.exists():
+                log.warning("index %s does not match the database; repairing it", self.home.index)
             self._reconcile(index)
         self._index = index
         return index

@@ -34,6 +34,11 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm"}
 )
 
+NON_IMAGE_SUFFIXES = frozenset(
+    {".txt", ".csv", ".json", ".md", ".db", ".ini", ".yaml", ".yml", ".py", ".log", ".pt", ".faiss"}
+)
+"""Files a gallery folder may hold beside its photos (notes, label lists): not tried."""
+
 BACKGROUND = (128, 128, 128)
 """Transparent pixels are composited onto mid-grey: 0 after the encoder's normalisation."""
 
@@ -194,8 +199,3 @@ def is_candidate(path: Path) -> bool:
         return False
     suffix = path.suffix.lower()
     return suffix in IMAGE_SUFFIXES or suffix not in NON_IMAGE_SUFFIXES
-
-
-NON_IMAGE_SUFFIXES = frozenset(
-    {".txt", ".csv", ".json", ".md", ".db", ".ini", ".yaml", ".yml", ".py", ".log", ".pt", ".faiss"}
-)

@@ -116,10 +116,6 @@ class FaceIndex:
                 return self.cpu
         return self._gpu
 
-    @property
-    def on_gpu(self) -> bool:
-        return self.use_gpu
-
     # --- persistence --------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:

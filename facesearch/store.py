@@ -199,18 +199,8 @@ class Store:
         return GalleryState(row.uuid, row.revision, row.encoder_fingerprint, row.embedding_dim)
 
     def bind_encoder(self, fingerprint: str, config: dict, dim: int) -> None:
-        with self.session() as session:
-            session.execute(
-                update(GalleryRow)
-                .where(GalleryRow.id == 1)
-                .values(
-                    encoder_fingerprint=fingerprint,
-                    encoder_config=json.dumps(config, sort_keys=True),
-                    embedding_dim=dim,
-                    revision=GalleryRow.revision + 1,
-                    updated_at=_now(),
-                )
-            )
+        """Bind the gallery (while it has no faces) to an encoder."""
+        self.rebind(fingerprint, config, dim, [], np.zeros((0, dim), np.float32))
 
     def set_threshold(self, value: float, source: str) -> None:
         with self.session() as session:
@@ -329,6 +319,33 @@ class Store:
                     out_vecs.append(blob)
         vectors = np.frombuffer(b"".join(out_vecs), dtype=np.float32).reshape(-1, dim)
         return np.asarray(out_ids, dtype=np.int64), vectors
+
+    def sources(self) -> list[tuple[int, str, str]]:
+        """(id, source path, content hash) of every face, in id order."""
+        with self.session() as session:
+            rows = session.execute(select(Face.id, Face.source_path, Face.content_hash).order_by(Face.id))
+            return [(i, path, digest) for i, path, digest in rows]
+
+    def rebind(
+        self, fingerprint: str, config: dict, dim: int, ids: Sequence[int], vectors: np.ndarray
+    ) -> None:
+        """Swap every embedding and the bound encoder in one transaction (all or nothing)."""
+        with self.session() as session:
+            for face_id, vector in zip(ids, np.ascontiguousarray(vectors, dtype=np.float32)):
+                session.execute(
+                    update(Face).where(Face.id == int(face_id)).values(embedding=vector.tobytes())
+                )
+            session.execute(
+                update(GalleryRow)
+                .where(GalleryRow.id == 1)
+                .values(
+                    encoder_fingerprint=fingerprint,
+                    encoder_config=json.dumps(config, sort_keys=True),
+                    embedding_dim=dim,
+                    revision=GalleryRow.revision + 1,
+                    updated_at=_now(),
+                )
+            )
 
     def faces(self, ids: Sequence[int]) -> dict[int, FaceRecord]:
         """Identity and source of the given face ids (ids no longer present are absent)."""

@@ -118,3 +118,15 @@ def test_bad_usage_exits_2(home: Path, args: tuple) -> None:
 def test_synth_writes_the_gallery_layout(tmp_path: Path) -> None:
     out = cli_json("synth", tmp_path / "s", "--identities", 3, "--images", 2)
     assert out["images"] == 6 and len(list((tmp_path / "s").glob("*/*.jpg"))) == 6
+
+
+def test_enroll_reembed(home: Path, faces_dir: Path, tmp_path: Path) -> None:
+    from facesearch.models import EncoderConfig, build_encoder, save_encoder
+
+    cli_json("enroll", faces_dir)
+    other = tmp_path / "m.pt"
+    save_encoder(build_encoder(EncoderConfig(seed=77)), other)
+    assert "--reembed" in cli_json("enroll", faces_dir, "--model", other, code=1)["error"]
+    out = cli_json("enroll", faces_dir, "--model", other, "--reembed")
+    assert (out["reembedded"], out["skipped"], out["faces"]) == (24, 24, 24)
+    assert cli("enroll", faces_dir, "--reembed").exit_code == 2

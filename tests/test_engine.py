@@ -257,3 +257,28 @@ def test_batch_search_equals_single_queries(gallery: Gallery, faces_dir: Path) -
     single = [gallery.query(p, top_k=2) for p in paths]
     assert [r.identity for r in batch] == [r.identity for r in single]
     assert np.allclose([r.score for r in batch], [r.score for r in single], atol=1e-5)
+
+
+def test_reembed_with_another_encoder(gallery: Gallery, faces_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.pt"
+    fp = save_encoder(build_encoder(EncoderConfig(backbone="litface", head="avg", seed=8)), other)
+    assert gallery.reembed(other) == 24
+    assert gallery.info()["model"]["fingerprint"] == fp and gallery.info()["model"]["head"] == "avg"
+    result = gallery.query(faces_dir / "person_0006" / "0001.jpg")
+    assert result.identity == "person_0006" and result.score == pytest.approx(1.0, abs=1e-4)
+    assert gallery.enroll(faces_dir, model=other).skipped == 24  # now the gallery's own
+
+
+def test_reembed_changes_nothing_if_a_source_is_gone(home: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write_dataset(src, identities=2, images_per_identity=2, seed=12)
+    other = tmp_path / "other.pt"
+    save_encoder(build_encoder(EncoderConfig(seed=99)), other)
+    with Gallery(home) as g:
+        g.enroll(src)
+        before = g.info()["model"]["fingerprint"]
+        (src / "person_0001" / "0000.jpg").unlink()
+        with pytest.raises(GalleryError, match="nothing was changed.*no such file"):
+            g.reembed(other)
+        assert g.info()["model"]["fingerprint"] == before
+        assert g.query(src / "person_0000" / "0001.jpg").score == pytest.approx(1.0, abs=1e-4)
