@@ -1,0 +1,1 @@
+"""Training the encoder: phase 1 classification, phase 2 ArcFace fine-tuning (issue 3)."""
