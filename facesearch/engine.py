@@ -104,10 +104,6 @@ class QueryResult:
     threshold: float
     matches: list[Match]
 
-    @property
-    def nearest(self) -> Match | None:
-        return self.matches[0] if self.matches else None
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "identity": self.identity,
@@ -178,7 +174,6 @@ class Gallery:
         """The encoder enroll uses: the gallery's own; or, while the gallery has no faces,
         ``model`` (or the default encoder), which it then becomes bound to."""
         state = self.store.state()
-        _, faces = self.store.counts()
         if model is None:
             if state.fingerprint is not None:
                 return self._load_bound(state.fingerprint)
@@ -188,7 +183,7 @@ class Gallery:
             self._bind(encoder, fp)
             return encoder
         encoder, fp = self._load(model)
-        if state.fingerprint not in (None, fp) and faces:
+        if state.fingerprint not in (None, fp) and self.store.counts()[1]:
             self._check_binding(fp, state.fingerprint, model)
         if state.fingerprint != fp:
             self._install_model_file(Path(model), fp)

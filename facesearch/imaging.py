@@ -30,10 +30,6 @@ def _registered_formats() -> tuple[str, ...]:
     Image.init()
     return tuple(f for f in ALLOWED_FORMATS if f in Image.OPEN)
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm"}
-)
-
 NON_IMAGE_SUFFIXES = frozenset(
     {".txt", ".csv", ".json", ".md", ".db", ".ini", ".yaml", ".yml", ".py", ".log", ".pt", ".faiss"}
 )
@@ -195,7 +191,4 @@ def is_candidate(path: Path) -> bool:
     Extensions are not trusted for the format (decode() sniffs the content); this only keeps
     notes, CSVs and OS litter out of a gallery folder.
     """
-    if path.name.startswith("."):
-        return False
-    suffix = path.suffix.lower()
-    return suffix in IMAGE_SUFFIXES or suffix not in NON_IMAGE_SUFFIXES
+    return not path.name.startswith(".") and path.suffix.lower() not in NON_IMAGE_SUFFIXES

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,7 @@ def load_encoder(path: str | Path, device: str | None = None) -> tuple[Encoder, 
     payload = read_model_file(path)
     config: EncoderConfig = payload["config"]
     try:
-        encoder = Encoder(replace(config))
+        encoder = Encoder(config)
         state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
         encoder.load_state_dict(state)
     except (ValueError, RuntimeError) as exc:
