@@ -82,22 +82,24 @@ def failures(as_json: bool) -> Iterator[None]:
 
 
 @contextmanager
-def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
-    """A progress callback for the library that draws one Rich bar per stage on stderr."""
+def progress_bars() -> Iterator[Callable[..., None]]:
+    """A progress callback for the library that draws one Rich bar per stage on stderr;
+    an optional fourth argument is shown after the bar (training: loss, accuracy, img/s)."""
     bars = Progress(
         TextColumn("{task.description:>10}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
         console=stderr,
         transient=True,
     )
     tasks: dict[str, Any] = {}
 
-    def update(stage: str, done: int, total: int) -> None:
+    def update(stage: str, done: int, total: int, info: str = "") -> None:
         if stage not in tasks:
-            tasks[stage] = bars.add_task(stage, total=total)
-        bars.update(tasks[stage], completed=done, total=total)
+            tasks[stage] = bars.add_task(stage, total=total, info=info)
+        bars.update(tasks[stage], completed=done, total=total, info=info)
 
     with bars:
         yield update
@@ -239,6 +241,109 @@ def info(home: HomeOption = None, as_json: JsonOption = False) -> None:
                 typer.echo(f"{key:>16}: {value}")
 
         emit(as_json, result, human)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="Training folder: DATA/<identity>/<images>.")],
+    out: Annotated[Path, typer.Option("--out", help="Model file to write (the best epoch).")],
+    backbone: Annotated[str, typer.Option(help="Backbone (see `facesearch info`'s list).")] = "mobilenet_v3_small",
+    epochs: Annotated[int, typer.Option(min=0, help="Phase 1 epochs (classification).")] = 10,
+    arcface_epochs: Annotated[int, typer.Option(min=0, help="Phase 2 epochs (margin fine-tune).")] = 5,
+    loss: Annotated[str, typer.Option(help="Phase 2 loss: arcface, normsoftmax or intra.")] = "arcface",
+    batch_size: Annotated[int, typer.Option(min=1)] = 128,
+    lr: Annotated[float, typer.Option(min=0.0, help="Phase 1 learning rate.")] = 0.1,
+    arcface_lr: Annotated[
+        Optional[float], typer.Option(min=0.0, help="Phase 2 learning rate [default: lr/10].")
+    ] = None,
+    optimizer: Annotated[str, typer.Option(help="sgd or adamw.")] = "sgd",
+    scheduler: Annotated[str, typer.Option(help="cosine (with warm-up), multistep or plateau.")] = "cosine",
+    warmup_epochs: Annotated[float, typer.Option(min=0.0)] = 1.0,
+    weight_decay: Annotated[float, typer.Option(min=0.0)] = 5e-4,
+    label_smoothing: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.1,
+    scale: Annotated[float, typer.Option(min=1.0, help="Margin head scale s.")] = 64.0,
+    margin: Annotated[float, typer.Option(min=0.0, help="ArcFace margin m (radians).")] = 0.5,
+    alpha: Annotated[float, typer.Option(min=0.0, help="Weight of the intra-class angle.")] = 0.1,
+    embedding_dim: Annotated[int, typer.Option(min=2)] = 512,
+    drop_path: Annotated[float, typer.Option(min=0.0, max=0.9, help="Stochastic depth.")] = 0.0,
+    balanced: Annotated[bool, typer.Option(help="Draw every person equally often.")] = False,
+    augment: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated augmentations: hflip, crop, jitter, randaugment, erasing, "
+            "perspective, rotation; 'none' for none."
+        ),
+    ] = "hflip,crop,jitter",
+    holdout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of each person's photos held out.")] = 0.1,
+    val_dir: Annotated[Optional[Path], typer.Option(help="Held-out photos of the training people instead.")] = None,
+    val_pairs: Annotated[Optional[Path], typer.Option(help="Pairs file (LFW format) of unseen people.")] = None,
+    val_images: Annotated[Optional[Path], typer.Option(help="The pairs file's image folder.")] = None,
+    steps_per_epoch: Annotated[Optional[int], typer.Option(min=1, help="Cap on batches per epoch.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Data loading processes.")] = None,
+    run_dir: Annotated[
+        Optional[Path], typer.Option(help="Checkpoints and log.csv [default: OUT.run/].")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run folder's checkpoint.")] = False,
+    checkpoint: Annotated[
+        Optional[Path], typer.Option(help="Resume from this checkpoint (such as another run's phase1.pt).")
+    ] = None,
+    device: DeviceOption = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Train an encoder: classification, then a margin (ArcFace) fine-tune -> model file."""
+    from facesearch.training.loop import TrainConfig, train as run_training
+
+    with failures(as_json):
+        config = TrainConfig(
+            data=str(data), out=str(out), run_dir=str(run_dir) if run_dir else None,
+            backbone=backbone, embedding_dim=embedding_dim, drop_path=drop_path,
+            epochs=epochs, arcface_epochs=arcface_epochs, batch_size=batch_size,
+            lr=lr, arcface_lr=arcface_lr, optimizer=optimizer, weight_decay=weight_decay,
+            scheduler=scheduler, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
+            loss=loss, scale=scale, margin=margin, alpha=alpha, balanced=balanced,
+            augment=_augmentations(augment), holdout=holdout,
+            val_dir=str(val_dir) if val_dir else None,
+            val_pairs=str(val_pairs) if val_pairs else None,
+            val_images=str(val_images) if val_images else None,
+            steps_per_epoch=steps_per_epoch, seed=seed, workers=workers,
+            device=None if device == "auto" else device,
+        )
+        with progress_bars() as progress:
+            report = run_training(config, resume, checkpoint, progress, _print_epoch)
+        emit(as_json, report.to_dict(), _print_train)
+
+
+AUGMENTATIONS = {
+    "hflip": "hflip", "crop": "resized_crop", "jitter": "color_jitter", "randaugment": "randaugment",
+    "erasing": "erasing", "perspective": "perspective", "rotation": "rotation",
+}
+
+
+def _augmentations(spec: str) -> Any:
+    from facesearch.training.data import AugmentConfig
+
+    names = [] if spec.strip() in ("", "none") else [n.strip() for n in spec.split(",")]
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        raise typer.BadParameter(f"unknown {', '.join(unknown)} (known: {', '.join(AUGMENTATIONS)})", param_hint="--augment")
+    return AugmentConfig(**{field: field in {AUGMENTATIONS[n] for n in names} for field in AUGMENTATIONS.values()})
+
+
+def _print_epoch(record: Any) -> None:
+    figures = [f"loss {record.train_loss:.4f}", f"train acc {record.train_accuracy:.3f}"]
+    if record.heldout_accuracy is not None:
+        figures.append(f"held-out acc {record.heldout_accuracy:.3f}")
+    if record.roc_auc is not None:
+        figures.append(f"pairs AUC {record.roc_auc:.4f} acc {record.pairs_accuracy:.4f}")
+    figures.append(f"{record.images_per_s:.0f} img/s")
+    star = " *" if record.best else ""
+    stderr.print(f"epoch {record.epoch} {record.phase}: {', '.join(figures)}{star}", highlight=False)
+
+
+def _print_train(r: dict[str, Any]) -> None:
+    figures = ", ".join(f"{k} {v:.4f}" for k, v in r["validation"].items())
+    typer.echo(f"wrote {r['model']} (epoch {r['best_epoch']} of {r['epochs']}, by {r['selected_by']}): {figures}")
 
 
 @app.command()

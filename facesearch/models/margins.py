@@ -10,7 +10,11 @@ is an angle, which is what the gallery's inner-product search measures:
 * ``intra``: normalised softmax plus ``alpha`` times the mean angle to the own class centre,
   pulling each class together without a margin.
 
-The head starts from the phase-1 classifier's rows, normalised, so fine-tuning starts from a
+Phase 1 trains with ``SoftmaxHead`` (a plain linear classifier with label smoothing). Every head
+here maps (embeddings, labels) to (loss, logits) and has ``predict``, so the training loop
+does not care which phase it is in.
+
+The margin head starts from the phase-1 classifier's rows, normalised, so fine-tuning starts from a
 classifier that already separates the classes instead of from random centres.
 """
 
@@ -24,6 +28,22 @@ from torch import nn
 
 LOSSES = ("arcface", "normsoftmax", "intra")
 _EPS = 1e-7
+
+
+class SoftmaxHead(nn.Module):
+    """Phase 1: a linear classifier over the raw embedding, cross-entropy with smoothing."""
+
+    def __init__(self, dim: int, classes: int, label_smoothing: float = 0.1) -> None:
+        super().__init__()
+        self.classifier = nn.Linear(dim, classes)
+        self.label_smoothing = label_smoothing
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.classifier(embeddings.float())
+        return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing), logits
+
+    def predict(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.classifier(embeddings.float()).argmax(1)
 
 
 class MarginHead(nn.Module):
@@ -58,6 +78,10 @@ class MarginHead(nn.Module):
     def cosines(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Cosine of each embedding with each class centre, (N, classes)."""
         return F.linear(F.normalize(embeddings.float(), dim=1), F.normalize(self.weight, dim=1))
+
+    def predict(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """The nearest class centre (no margin: the margin only shapes training)."""
+        return self.cosines(embeddings).argmax(1)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, logits); logits carry the margin, so accuracy from them is conservative."""

@@ -1,0 +1,124 @@
+"""The training run's images: the training split (decoded once into memory when it fits)
+and the held-out photos used for validation.
+
+Decoding a JPEG costs more than augmenting a 112x112 crop, and a run reads every image once
+per epoch, so a dataset that fits (FIW's 12k photos take 0.5 GB) is decoded once, in
+DataLoader workers, and kept as one uint8 tensor; bigger ones are read from disk every epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch.utils.data import Dataset
+
+from facesearch.datasets import face_loader
+from facesearch.errors import InputError
+from facesearch.training.data import FaceClassification, Sample, labelled_folder, stratified_split
+
+if TYPE_CHECKING:
+    from facesearch.training.loop import TrainConfig
+
+log = logging.getLogger(__name__)
+
+CACHE_LIMIT = 4 * 2**30
+
+
+class _CachedFaces(Dataset):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform) -> None:  # noqa: ANN001
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.images[position]), int(self.labels[position])
+
+
+@dataclass
+class FaceSet:
+    """Labelled faces, either decoded (``images`` set) or as files to decode on the fly."""
+
+    paths: list[Path]
+    labels: torch.Tensor
+    images: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def samples(self) -> list[Sample]:
+        return list(zip(self.paths, self.labels.tolist()))
+
+    def dataset(self, transform) -> Dataset:  # noqa: ANN001
+        if self.images is not None:
+            return _CachedFaces(self.images, self.labels, transform)
+        return FaceClassification(self.samples(), transform)
+
+    @classmethod
+    def from_samples(cls, samples: Sequence[Sample]) -> "FaceSet":
+        return cls([p for p, _ in samples], torch.tensor([label for _, label in samples], dtype=torch.long))
+
+    @classmethod
+    def decode(
+        cls, paths: Sequence[Path], workers: int | None = None, labels: Sequence[int] | None = None, side: int = 112
+    ) -> "FaceSet":
+        """Decode every file into memory; files that fail are logged and left out."""
+        images = torch.empty((len(paths), 3, side, side), dtype=torch.uint8)
+        keep = torch.zeros(len(paths), dtype=torch.bool)
+        for batch in face_loader(list(paths), side, batch_size=256, workers=workers):
+            for position, reason in batch.failures:
+                log.warning("skipping %s: %s", paths[position], reason)
+            if batch.images is not None:
+                images[batch.positions] = batch.images
+                keep[batch.positions] = True
+        label_tensor = torch.tensor(list(labels) if labels is not None else [-1] * len(paths), dtype=torch.long)
+        kept = [p for p, k in zip(paths, keep.tolist()) if k]
+        return cls(kept, label_tensor[keep], images[keep].clone() if not keep.all() else images)
+
+
+@dataclass
+class TrainingData:
+    names: list[str]
+    train: FaceSet
+    heldout: FaceSet
+    workers: int
+
+
+def load_training_data(config: "TrainConfig") -> TrainingData:
+    """Read the training folder, split off (or read) held-out photos, decode what fits."""
+    samples, names = labelled_folder(config.data)
+    if config.val_dir:
+        train_samples, heldout_samples = samples, _heldout_folder(config.val_dir, names)
+    else:
+        train_samples, heldout_samples = stratified_split(samples, config.holdout, config.seed)
+    side = config.encoder_config().input_size
+    workers = config.workers if config.workers is not None else max(1, min(8, (os.cpu_count() or 2) // 2))
+    cache = config.cache
+    if cache is None:
+        cache = len(train_samples) * 3 * side * side <= CACHE_LIMIT
+    if cache:
+        train = FaceSet.decode([p for p, _ in train_samples], workers, [lab for _, lab in train_samples], side)
+    else:
+        train = FaceSet.from_samples(train_samples)
+    if len(train) == 0:
+        raise InputError(f"{config.data}: no readable training images")
+    heldout = FaceSet.decode([p for p, _ in heldout_samples], workers, [lab for _, lab in heldout_samples], side)
+    log.info("%d people, %d training images, %d held out", len(names), len(train), len(heldout))
+    return TrainingData(names, train, heldout, workers)
+
+
+def _heldout_folder(folder: str, names: list[str]) -> list[Sample]:
+    """A separate dev folder (HW2P2 ``classification/dev``): only people seen in training count."""
+    samples, dev_names = labelled_folder(folder)
+    index = {name: i for i, name in enumerate(names)}
+    kept = [(path, index[dev_names[label]]) for path, label in samples if dev_names[label] in index]
+    unknown = len({dev_names[label] for _, label in samples} - set(index))
+    if unknown:
+        log.warning("%s: %d people are not in the training folder; their photos are ignored", folder, unknown)
+    return kept

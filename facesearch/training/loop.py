@@ -1,0 +1,492 @@
+"""The training run: phase 1 classifies (cross-entropy), phase 2 fine-tunes with a margin.
+
+One loop, two heads. Epochs ``[0, epochs)`` train ``SoftmaxHead``; epochs
+``[epochs, epochs + arcface_epochs)`` train a ``MarginHead`` initialised from the phase-1
+classifier's normalised rows, with its own optimiser and a lower learning rate.
+
+Reproducibility: every epoch reseeds all RNGs (and the loader's sampler and workers) from
+``(seed, epoch)``, so an epoch is a function of the state at its start. A checkpoint after
+each epoch holds that state (model, head, optimiser, scheduler, scaler, RNG, history), so
+``resume`` continues exactly where an interrupted run stopped.
+
+Model selection: after each epoch the encoder is validated on held-out photos of the
+training people (classification accuracy) and, when a pairs file is given, on people never
+seen in training (ROC-AUC). The best epoch (by ROC-AUC when available, else accuracy) is
+written to ``out`` as a model file as soon as it is found, so even an interrupted run leaves
+its best model behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+
+from facesearch.devices import autocast, resolve_device
+from facesearch.errors import InputError
+from facesearch.models.encoder import Encoder, EncoderConfig, save_encoder
+from facesearch.models.margins import LOSSES, MarginHead, SoftmaxHead
+from facesearch.training.checkpoint import (
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+)
+from facesearch.training.data import AugmentConfig, balanced_sampler, collate_labelled, train_transform
+from facesearch.training.faces import FaceSet, load_training_data
+from facesearch.training.optim import build_optimizer, build_scheduler, steps_per_batch
+from facesearch.metrics import verification_report
+from facesearch.verification import Pairs, read_pairs
+
+log = logging.getLogger(__name__)
+
+# Options that only say how or where to run: a resumed run may change them.
+RUNTIME_FIELDS = frozenset({"out", "run_dir", "device", "workers", "cache"})
+# Options of phase 2: free to change on resume until phase 2 has started (so one phase-1
+# checkpoint can be fine-tuned with each loss, and the losses compared from the same start).
+PHASE2_FIELDS = frozenset({"arcface_epochs", "arcface_lr", "loss", "scale", "margin", "alpha"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    out: str
+    run_dir: str | None = None  # checkpoint and log.csv; default: <out>.run/ beside out
+    backbone: str = "mobilenet_v3_small"
+    embedding_dim: int = 512
+    head: str = "gdc"
+    dropout: float = 0.0
+    drop_path: float = 0.0
+    epochs: int = 10
+    arcface_epochs: int = 5
+    batch_size: int = 128
+    lr: float = 0.1
+    arcface_lr: float | None = None  # default: lr / 10
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    scheduler: str = "cosine"
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    loss: str = "arcface"
+    scale: float = 64.0
+    margin: float = 0.5
+    alpha: float = 0.1
+    clip_grad: float = 5.0
+    balanced: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    holdout: float = 0.1  # fraction of each person's photos held out (ignored with val_dir)
+    val_dir: str | None = None
+    val_pairs: str | None = None
+    val_images: str | None = None
+    steps_per_epoch: int | None = None  # cap, for quick runs
+    seed: int = 0
+    device: str | None = None
+    workers: int | None = None
+    cache: bool | None = None  # decoded crops in memory; default: when they fit in 4 GiB
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise InputError(f"unknown loss {self.loss!r} (known: {', '.join(LOSSES)})")
+        if self.epochs < 0 or self.arcface_epochs < 0 or self.epochs + self.arcface_epochs == 0:
+            raise InputError("nothing to train: --epochs and --arcface-epochs are both 0")
+        if (self.val_pairs is None) != (self.val_images is None):
+            raise InputError("--val-pairs and --val-images go together")
+        if not 0.0 <= self.holdout < 1.0:
+            raise InputError(f"--holdout {self.holdout} must be in [0, 1)")
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.arcface_epochs
+
+    @property
+    def phase2_lr(self) -> float:
+        return self.arcface_lr if self.arcface_lr is not None else self.lr / 10
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir) if self.run_dir else Path(f"{self.out}.run")
+
+    def encoder_config(self) -> EncoderConfig:
+        return EncoderConfig(
+            backbone=self.backbone,
+            embedding_dim=self.embedding_dim,
+            head=self.head,
+            dropout=self.dropout,
+            drop_path=self.drop_path,
+            seed=self.seed,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["augment"] = AugmentConfig(**values.get("augment", {}))
+        return cls(**values)
+
+
+@dataclass
+class EpochRecord:
+    """One row of log.csv."""
+
+    epoch: int
+    phase: str
+    lr: float
+    train_loss: float
+    train_accuracy: float
+    images_per_s: float
+    seconds: float
+    heldout_accuracy: float | None = None
+    roc_auc: float | None = None
+    pairs_accuracy: float | None = None
+    pairs_accuracy_std: float | None = None
+    best: bool = False
+
+
+@dataclass
+class TrainReport:
+    model: str
+    epochs: int
+    best_epoch: int
+    selected_by: str
+    classes: int
+    train_images: int
+    heldout_images: int
+    history: list[EpochRecord]
+    validation: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "epochs": self.epochs,
+            "best_epoch": self.best_epoch,
+            "selected_by": self.selected_by,
+            "classes": self.classes,
+            "train_images": self.train_images,
+            "heldout_images": self.heldout_images,
+            "validation": self.validation,
+            "final": asdict(self.history[-1]) if self.history else None,
+        }
+
+
+Progress = Callable[[str, int, int, str], None]
+"""progress(description, done, total, info): called every batch."""
+
+
+def _quiet(description: str, done: int, total: int, info: str) -> None:
+    pass
+
+
+class Trainer:
+    """Holds a run's state; ``run()`` trains every remaining epoch."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        progress: Progress = _quiet,
+        on_epoch: Callable[[EpochRecord], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.progress = progress
+        self.on_epoch = on_epoch
+        self.device = resolve_device(config.device)
+        self.data = load_training_data(config)
+        self.pairs: Pairs | None = None
+        self.pair_images: torch.Tensor | None = None
+        if config.val_pairs:
+            self.pairs = read_pairs(config.val_pairs, config.val_images)  # type: ignore[arg-type]
+            self.pair_images = FaceSet.decode(self.pairs.images, config.workers).images
+        self.encoder = Encoder(config.encoder_config()).to(self.device, memory_format=torch.channels_last)
+        self.head: nn.Module = SoftmaxHead(config.embedding_dim, len(self.data.names), config.label_smoothing)
+        self.head.to(self.device)
+        self.epoch = 0
+        self.history: list[EpochRecord] = []
+        self.best: dict[str, Any] = {"value": -math.inf, "epoch": 0, "encoder": None, "validation": {}}
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
+        self._start_phase()
+
+    # --- phases -----------------------------------------------------------------------
+
+    @property
+    def phase(self) -> str:
+        return "classify" if self.epoch < self.config.epochs else self.config.loss
+
+    def _phase_epochs(self) -> int:
+        return self.config.epochs if self.phase == "classify" else self.config.arcface_epochs
+
+    def _start_phase(self) -> None:
+        """A fresh optimiser and schedule for the phase the next epoch belongs to; entering
+        phase 2 swaps the classifier for a margin head built from its normalised rows."""
+        c = self.config
+        if self.phase != "classify" and isinstance(self.head, SoftmaxHead):
+            self.head = MarginHead.from_classifier(
+                self.head.classifier, loss=c.loss, scale=c.scale, margin=c.margin, alpha=c.alpha
+            ).to(self.device)
+        lr = c.lr if self.phase == "classify" else c.phase2_lr
+        self.optimizer = build_optimizer(c.optimizer, [self.encoder, self.head], lr, c.momentum, c.weight_decay)
+        steps = self._steps_per_epoch()
+        warmup = int(c.warmup_epochs * steps) if self.phase == "classify" else 0
+        self.scheduler = build_scheduler(c.scheduler, self.optimizer, steps * self._phase_epochs(), warmup)
+
+    def _steps_per_epoch(self) -> int:
+        full = math.ceil(len(self.data.train) / self.config.batch_size)
+        return min(full, self.config.steps_per_epoch) if self.config.steps_per_epoch else full
+
+    # --- one epoch --------------------------------------------------------------------
+
+    def _loader(self) -> DataLoader:
+        c = self.config
+        generator = torch.Generator().manual_seed(c.seed * 100_003 + self.epoch)
+        dataset = self.data.train.dataset(train_transform(c.augment, c.encoder_config().input_size))
+        if c.balanced:
+            sampler = balanced_sampler(self.data.train.samples(), seed=int(generator.initial_seed()))
+        else:
+            sampler = RandomSampler(dataset, generator=generator)
+        return DataLoader(
+            dataset,
+            batch_size=c.batch_size,
+            sampler=sampler,
+            num_workers=self.data.workers,
+            collate_fn=collate_labelled,
+            generator=generator,
+            pin_memory=self.device.type == "cuda",
+            drop_last=len(dataset) > c.batch_size,
+            persistent_workers=False,
+        )
+
+    def train_epoch(self) -> EpochRecord:
+        c = self.config
+        seed_everything(c.seed * 100_003 + self.epoch)
+        self.encoder.train()
+        self.head.train()
+        steps = self._steps_per_epoch()
+        total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+        description = f"epoch {self.epoch + 1}/{c.total_epochs} {self.phase}"
+        for step, (images, labels) in enumerate(self._loader()):
+            if step >= steps:
+                break
+            if len(labels) == 0:
+                continue
+            images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            labels = labels.to(self.device, non_blocking=True)
+            with autocast(self.device):
+                loss, logits = self.head(self.encoder(images), labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_([*self.encoder.parameters(), *self.head.parameters()], c.clip_grad)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if steps_per_batch(self.scheduler):
+                self.scheduler.step()
+            if not torch.isfinite(loss):
+                raise InputError(f"training diverged at epoch {self.epoch + 1} (loss {loss.item()}); lower --lr")
+            total_loss += loss.item() * len(labels)
+            correct += int((logits.argmax(1) == labels).sum())
+            seen += len(labels)
+            rate = seen / (time.perf_counter() - start)
+            self.progress(description, step + 1, steps, f"loss {total_loss / seen:.3f} acc {correct / seen:.3f} {rate:.0f} img/s")
+        seconds = time.perf_counter() - start
+        return EpochRecord(
+            epoch=self.epoch + 1,
+            phase=self.phase,
+            lr=self.optimizer.param_groups[0]["lr"],
+            train_loss=total_loss / max(seen, 1),
+            train_accuracy=correct / max(seen, 1),
+            images_per_s=seen / seconds,
+            seconds=seconds,
+        )
+
+    # --- validation -------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _embed(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        return torch.cat([self.encoder.embed(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+
+    def validate(self, record: EpochRecord) -> None:
+        """Held-out accuracy (training people) and pairs figures (unseen people)."""
+        if len(self.data.heldout):
+            embeddings = self._embed(self.data.heldout.images).to(self.device)
+            self.head.eval()
+            with torch.inference_mode():
+                predicted = self.head.predict(embeddings).cpu()
+            record.heldout_accuracy = float((predicted == self.data.heldout.labels).float().mean())
+        if self.pairs is not None and self.pair_images is not None:
+            vectors = self._embed(self.pair_images).numpy()
+            scores = np.einsum("ij,ij->i", vectors[self.pairs.left], vectors[self.pairs.right])
+            figures = verification_report(scores, self.pairs.same, self.pairs.folds)
+            record.roc_auc = figures["roc_auc"]  # type: ignore[assignment]
+            record.pairs_accuracy = figures["accuracy"]  # type: ignore[assignment]
+            record.pairs_accuracy_std = figures["accuracy_std"]  # type: ignore[assignment]
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(self._score(record))
+
+    def selected_by(self) -> str:
+        if self.pairs is not None:
+            return "roc_auc"
+        return "heldout_accuracy" if len(self.data.heldout) else "train_loss"
+
+    def _score(self, record: EpochRecord) -> float:
+        value = getattr(record, self.selected_by())
+        return -value if self.selected_by() == "train_loss" else value
+
+    def _keep_if_best(self, record: EpochRecord) -> None:
+        if self._score(record) <= self.best["value"]:
+            return
+        record.best = True
+        validation = {
+            k: v for k, v in asdict(record).items()
+            if k in ("heldout_accuracy", "roc_auc", "pairs_accuracy", "pairs_accuracy_std") and v is not None
+        }
+        self.best = {
+            "value": self._score(record),
+            "epoch": record.epoch,
+            "encoder": {k: v.detach().cpu().clone() for k, v in self.encoder.state_dict().items()},
+            "validation": validation,
+        }
+        self._write_model()
+
+    def _write_model(self) -> None:
+        c = self.config
+        encoder = Encoder(c.encoder_config())
+        encoder.load_state_dict(self.best["encoder"])
+        meta = {
+            "trained_on": str(Path(c.data).resolve()),
+            "classes": len(self.data.names),
+            "epoch": self.best["epoch"],
+            "selected_by": self.selected_by(),
+            "validation": self.best["validation"],
+            "recipe": c.to_dict(),
+        }
+        save_encoder(encoder, c.out, meta)
+
+    # --- checkpoints ------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "names": self.data.names,
+            "epoch": self.epoch,
+            "encoder": self.encoder.state_dict(),
+            "head_kind": type(self.head).__name__,
+            "head": self.head.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "best": self.best,
+            "history": [asdict(r) for r in self.history],
+        }
+
+    def save(self) -> None:
+        run = self.config.run_path
+        save_checkpoint(run / "checkpoint.pt", self.state())
+        if self.epoch == self.config.epochs and self.config.epochs > 0:
+            # The end of phase 1: kept so other phase-2 losses can start from the same point.
+            save_checkpoint(run / "phase1.pt", self.state())
+        self._write_log()
+
+    def _write_log(self) -> None:
+        path = self.config.run_path / "log.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(EpochRecord)])
+            writer.writeheader()
+            writer.writerows(asdict(r) for r in self.history)
+
+    def restore(self, path: str | Path) -> None:
+        """Continue from a checkpoint; refuses one from a run with different options."""
+        state = load_checkpoint(path)
+        self._check_compatible(state, Path(path))
+        self.epoch = int(state["epoch"])
+        self.encoder.load_state_dict(state["encoder"])
+        self.history = [EpochRecord(**row) for row in state["history"]]
+        self.best = state["best"]
+        if state["head_kind"] == "MarginHead":
+            self.head = MarginHead(self.config.embedding_dim, len(self.data.names)).to(self.device)
+        self.head.load_state_dict(state["head"])
+        self._start_phase()  # builds the right head, optimiser and schedule for this epoch
+        if self._same_phase(state):
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        restore_rng(state["rng"])
+
+    def _same_phase(self, state: dict[str, Any]) -> bool:
+        """The saved optimiser belongs to this phase unless the checkpoint ended phase 1."""
+        return not (self.epoch == self.config.epochs and state["head_kind"] == "SoftmaxHead")
+
+    def _check_compatible(self, state: dict[str, Any], path: Path) -> None:
+        saved = TrainConfig.from_dict(state["config"]).to_dict()
+        wanted = self.config.to_dict()
+        ignore = set(RUNTIME_FIELDS)
+        if int(state["epoch"]) <= saved["epochs"] and int(state["epoch"]) <= wanted["epochs"]:
+            ignore |= PHASE2_FIELDS  # phase 2 has not started: its options are still open
+        changed = sorted(k for k in wanted if k not in ignore and saved.get(k) != wanted[k])
+        if changed:
+            detail = ", ".join(f"{k}: {saved.get(k)!r} -> {wanted[k]!r}" for k in changed)
+            raise InputError(f"{path} was written by a run with other options ({detail}); resume with the same ones")
+        if state["names"] != self.data.names:
+            raise InputError(f"{path}: the training folder's people changed since the checkpoint")
+        if int(state["epoch"]) > self.config.total_epochs:
+            raise InputError(f"{path} is at epoch {state['epoch']}, past the {self.config.total_epochs} asked for")
+
+    # --- the run ----------------------------------------------------------------------
+
+    def run(self) -> TrainReport:
+        while self.epoch < self.config.total_epochs:
+            if self.epoch == self.config.epochs and isinstance(self.head, SoftmaxHead):
+                self._start_phase()
+            record = self.train_epoch()
+            self.epoch += 1
+            self.validate(record)
+            self.history.append(record)
+            self._keep_if_best(record)
+            self.save()
+            if self.on_epoch:
+                self.on_epoch(record)
+        if self.best["encoder"] is not None:
+            self._write_model()  # also when a resumed run never beat the checkpoint's best
+        return self.report()
+
+    def report(self) -> TrainReport:
+        return TrainReport(
+            model=str(self.config.out),
+            epochs=self.epoch,
+            best_epoch=int(self.best["epoch"]),
+            selected_by=self.selected_by(),
+            classes=len(self.data.names),
+            train_images=len(self.data.train),
+            heldout_images=len(self.data.heldout),
+            history=self.history,
+            validation=self.best["validation"],
+        )
+
+
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    checkpoint: str | Path | None = None,
+    progress: Progress = _quiet,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> TrainReport:
+    """Train (or, with ``resume``, continue) a run; returns its report. ``checkpoint``
+    resumes from another run's checkpoint file (such as its ``phase1.pt``)."""
+    trainer = Trainer(config, progress, on_epoch)
+    if resume or checkpoint:
+        trainer.restore(checkpoint or config.run_path / "checkpoint.pt")
+    return trainer.run()

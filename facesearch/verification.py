@@ -1,0 +1,114 @@
+"""1:1 verification on LFW "View 2" pairs files, as CFP's ``pairs.txt``.
+
+Format: a first line ``folds<TAB>n``; then, per fold, ``n`` same-person lines
+``Name<TAB>i<TAB>j`` and ``n`` different-person lines ``Name1<TAB>i<TAB>Name2<TAB>j``. Image
+``i`` of ``Name`` is ``DIR/Name/Name_<i:04d>.jpg``. Each image is embedded once, however
+many pairs use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facesearch.datasets import face_loader
+from facesearch.errors import InputError
+from facesearch.metrics import verification_report
+from facesearch.models.encoder import Encoder
+
+
+@dataclass
+class Pairs:
+    """Pairs as indices into ``images``, with the same-person flag and the fold of each."""
+
+    images: list[Path]
+    left: np.ndarray
+    right: np.ndarray
+    same: np.ndarray
+    folds: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.same)
+
+
+def _image_path(root: Path, name: str, number: str, where: str) -> Path:
+    try:
+        return root / name / f"{name}_{int(number):04d}.jpg"
+    except ValueError:
+        raise InputError(f"{where}: image number {number!r} is not an integer") from None
+
+
+def read_pairs(pairs_file: str | Path, images_dir: str | Path) -> Pairs:
+    """Parse a pairs file; refuses malformed lines and pairs whose images are missing."""
+    pairs_file, root = Path(pairs_file), Path(images_dir)
+    if not pairs_file.is_file():
+        raise InputError(f"pairs file {pairs_file} not found")
+    if not root.is_dir():
+        raise InputError(f"pairs images folder {root} not found")
+    lines = [line.rstrip("\r\n") for line in pairs_file.read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if line.strip()]
+    try:
+        folds, per_fold = (int(x) for x in lines[0].split())
+    except (IndexError, ValueError):
+        raise InputError(f"{pairs_file}: first line must be '<folds> <pairs per kind>'") from None
+    expected = folds * per_fold * 2
+    if len(lines) - 1 != expected:
+        raise InputError(f"{pairs_file}: header promises {expected} pairs, file has {len(lines) - 1}")
+    index: dict[Path, int] = {}
+    left, right, same = [], [], []
+    for number, line in enumerate(lines[1:], start=2):
+        where = f"{pairs_file}:{number}"
+        fields = line.split("\t") if "\t" in line else line.split()
+        if len(fields) == 3:
+            a, b = _image_path(root, fields[0], fields[1], where), _image_path(root, fields[0], fields[2], where)
+        elif len(fields) == 4:
+            a, b = _image_path(root, fields[0], fields[1], where), _image_path(root, fields[2], fields[3], where)
+        else:
+            raise InputError(f"{where}: expected 3 or 4 tab-separated fields, got {len(fields)}")
+        for path in (a, b):
+            if path not in index:
+                if not path.is_file():
+                    raise InputError(f"{where}: image {path} not found")
+                index[path] = len(index)
+        left.append(index[a])
+        right.append(index[b])
+        same.append(len(fields) == 3)
+    position = np.arange(expected)
+    return Pairs(
+        images=list(index),
+        left=np.array(left),
+        right=np.array(right),
+        same=np.array(same),
+        folds=position // (2 * per_fold),
+    )
+
+
+def pair_scores(
+    encoder: Encoder,
+    pairs: Pairs,
+    batch_size: int = 64,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Cosine similarity of each pair's two embeddings (the index's inner product)."""
+    vectors = np.zeros((len(pairs.images), encoder.config.embedding_dim), np.float32)
+    done = 0
+    for batch in face_loader(pairs.images, encoder.config.input_size, batch_size, workers):
+        if batch.failures:
+            position, reason = batch.failures[0]
+            raise InputError(f"{pairs.images[position]}: {reason}")
+        vectors[batch.positions] = encoder.embed(batch.images).numpy()
+        done += len(batch.positions)
+        if progress:
+            progress(done, len(pairs.images))
+    return np.einsum("ij,ij->i", vectors[pairs.left], vectors[pairs.right])
+
+
+def evaluate_pairs(
+    encoder: Encoder, pairs: Pairs, batch_size: int = 64, workers: int | None = None
+) -> dict[str, object]:
+    """ROC-AUC, 10-fold accuracy and TAR at FAR of ``encoder`` on ``pairs``."""
+    return verification_report(pair_scores(encoder, pairs, batch_size, workers), pairs.same, pairs.folds)
