@@ -54,6 +54,8 @@ def read_pairs(pairs_file: str | Path, images_dir: str | Path) -> Pairs:
         folds, per_fold = (int(x) for x in lines[0].split())
     except (IndexError, ValueError):
         raise InputError(f"{pairs_file}: first line must be '<folds> <pairs per kind>'") from None
+    if folds < 2 or per_fold < 1:
+        raise InputError(f"{pairs_file}: needs at least 2 folds (thresholds are chosen on the other folds)")
     expected = folds * per_fold * 2
     if len(lines) - 1 != expected:
         raise InputError(f"{pairs_file}: header promises {expected} pairs, file has {len(lines) - 1}")

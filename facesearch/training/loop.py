@@ -35,6 +35,8 @@ from torch.utils.data import DataLoader, RandomSampler
 from facesearch.devices import autocast, resolve_device
 from facesearch.errors import InputError
 from facesearch.models.encoder import Encoder, EncoderConfig, save_encoder
+from facesearch.models.backbones import list_backbones
+from facesearch.models.heads import HEADS
 from facesearch.models.margins import LOSSES, MarginHead, SoftmaxHead
 from facesearch.training.checkpoint import (
     load_checkpoint,
@@ -45,7 +47,7 @@ from facesearch.training.checkpoint import (
 )
 from facesearch.training.data import AugmentConfig, balanced_sampler, collate_labelled, train_transform
 from facesearch.training.faces import FaceSet, load_training_data
-from facesearch.training.optim import build_optimizer, build_scheduler, steps_per_batch
+from facesearch.training.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler, steps_per_batch
 from facesearch.metrics import verification_report
 from facesearch.verification import Pairs, read_pairs
 
@@ -97,8 +99,15 @@ class TrainConfig:
     cache: bool | None = None  # decoded crops in memory; default: when they fit in 4 GiB
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise InputError(f"unknown loss {self.loss!r} (known: {', '.join(LOSSES)})")
+        for option, value, known in (
+            ("backbone", self.backbone, list_backbones()),
+            ("head", self.head, HEADS),
+            ("loss", self.loss, LOSSES),
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("scheduler", self.scheduler, SCHEDULERS),
+        ):
+            if value not in known:
+                raise InputError(f"unknown {option} {value!r} (known: {', '.join(known)})")
         if self.epochs < 0 or self.arcface_epochs < 0 or self.epochs + self.arcface_epochs == 0:
             raise InputError("nothing to train: --epochs and --arcface-epochs are both 0")
         if (self.val_pairs is None) != (self.val_images is None):
@@ -204,6 +213,7 @@ class Trainer:
         self.progress = progress
         self.on_epoch = on_epoch
         self.device = resolve_device(config.device)
+        seed_everything(config.seed)  # the classifier's initial weights come from the global RNG
         self.data = load_training_data(config)
         self.pairs: Pairs | None = None
         self.pair_images: torch.Tensor | None = None
@@ -233,14 +243,21 @@ class Trainer:
         phase 2 swaps the classifier for a margin head built from its normalised rows."""
         c = self.config
         if self.phase != "classify" and isinstance(self.head, SoftmaxHead):
-            self.head = MarginHead.from_classifier(
-                self.head.classifier, loss=c.loss, scale=c.scale, margin=c.margin, alpha=c.alpha
-            ).to(self.device)
+            self.head = self._margin_head(self.head.classifier)
         lr = c.lr if self.phase == "classify" else c.phase2_lr
         self.optimizer = build_optimizer(c.optimizer, [self.encoder, self.head], lr, c.momentum, c.weight_decay)
         steps = self._steps_per_epoch()
         warmup = int(c.warmup_epochs * steps) if self.phase == "classify" else 0
         self.scheduler = build_scheduler(c.scheduler, self.optimizer, steps * self._phase_epochs(), warmup)
+
+    def _margin_head(self, classifier: nn.Linear | None = None) -> MarginHead:
+        c = self.config
+        options = {"loss": c.loss, "scale": c.scale, "margin": c.margin, "alpha": c.alpha}
+        if classifier is None:
+            head = MarginHead(c.embedding_dim, len(self.data.names), **options)  # type: ignore[arg-type]
+        else:
+            head = MarginHead.from_classifier(classifier, **options)
+        return head.to(self.device)
 
     def _steps_per_epoch(self) -> int:
         full = math.ceil(len(self.data.train) / self.config.batch_size)
@@ -417,7 +434,7 @@ class Trainer:
         self.history = [EpochRecord(**row) for row in state["history"]]
         self.best = state["best"]
         if state["head_kind"] == "MarginHead":
-            self.head = MarginHead(self.config.embedding_dim, len(self.data.names)).to(self.device)
+            self.head = self._margin_head()
         self.head.load_state_dict(state["head"])
         self._start_phase()  # builds the right head, optimiser and schedule for this epoch
         if self._same_phase(state):

@@ -1,0 +1,183 @@
+"""The training run: each phase learns, resume is exact, checkpoints and options are checked."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from facesearch.errors import InputError
+from facesearch.models import load_encoder
+from facesearch.synthetic import write_dataset
+from facesearch.training.data import AugmentConfig
+from facesearch.training.loop import EpochRecord, TrainConfig, train
+from tests.conftest import cli, cli_json
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after(epoch: int):  # noqa: ANN201
+    def on_epoch(record: EpochRecord) -> None:
+        if record.epoch == epoch:
+            raise Interrupted
+
+    return on_epoch
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("train") / "people"
+    write_dataset(root, identities=6, images_per_identity=6, seed=2)
+    return root
+
+
+def small_config(data: Path, out: Path, **changes: object) -> TrainConfig:
+    """3 epochs per phase of 3 batches; no augmentation so losses are comparable across epochs."""
+    base = TrainConfig(
+        data=str(data), out=str(out), epochs=3, arcface_epochs=3, batch_size=12, lr=0.05,
+        scale=32.0, margin=0.3, warmup_epochs=0.5, holdout=0.0, workers=0,
+        augment=AugmentConfig(hflip=False, resized_crop=False, color_jitter=False),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture(scope="module")
+def reference(people: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainConfig, list[EpochRecord]]:
+    """One uninterrupted run that the other tests compare against."""
+    config = small_config(people, tmp_path_factory.mktemp("ref") / "model.pt")
+    return config, train(config).history
+
+
+def losses(history: list[EpochRecord]) -> list[float]:
+    return [record.train_loss for record in history]
+
+
+def test_each_phase_lowers_its_training_loss(reference: tuple[TrainConfig, list[EpochRecord]]) -> None:
+    _, history = reference
+    assert [r.phase for r in history] == ["classify"] * 3 + ["arcface"] * 3
+    phase1, phase2 = losses(history[:3]), losses(history[3:])
+    assert phase1[-1] < phase1[0] * 0.8, phase1
+    assert phase2[-1] < phase2[0] * 0.9, phase2
+
+
+def test_resumed_run_reproduces_the_uninterrupted_one(
+    reference: tuple[TrainConfig, list[EpochRecord]], tmp_path: Path
+) -> None:
+    ref_config, ref_history = reference
+    config = dataclasses.replace(ref_config, out=str(tmp_path / "model.pt"))
+    # Stopped mid phase 1, then again mid phase 2: both optimisers' states must come back.
+    with pytest.raises(Interrupted):
+        train(config, on_epoch=interrupt_after(2))
+    with pytest.raises(Interrupted):
+        train(config, resume=True, on_epoch=interrupt_after(5))
+    history = train(config, resume=True).history
+    assert [r.epoch for r in history] == [1, 2, 3, 4, 5, 6]
+    assert losses(history) == pytest.approx(losses(ref_history), rel=1e-5)
+
+
+def test_model_file_is_the_best_epoch_and_loads(reference: tuple[TrainConfig, list[EpochRecord]]) -> None:
+    config, history = reference
+    encoder, _ = load_encoder(config.out)
+    assert encoder.config.backbone == config.backbone
+    payload = torch.load(config.out, weights_only=True)
+    best = [r for r in history if r.best][-1]
+    assert payload["meta"]["epoch"] == best.epoch
+    assert payload["meta"]["recipe"]["loss"] == "arcface"
+    rows = list(csv.DictReader((Path(f"{config.out}.run") / "log.csv").open()))
+    assert [float(row["train_loss"]) for row in rows] == pytest.approx(losses(history))
+
+
+def test_resume_refuses_a_run_with_other_options(
+    reference: tuple[TrainConfig, list[EpochRecord]], tmp_path: Path
+) -> None:
+    config, _ = reference
+    other = dataclasses.replace(config, lr=0.2, out=str(tmp_path / "other.pt"), run_dir=f"{config.out}.run")
+    with pytest.raises(InputError, match="lr: 0.05 -> 0.2"):
+        train(other, resume=True)
+
+
+def test_phase1_checkpoint_can_be_fine_tuned_with_another_loss(
+    reference: tuple[TrainConfig, list[EpochRecord]], tmp_path: Path
+) -> None:
+    config, ref_history = reference
+    fork = dataclasses.replace(config, loss="normsoftmax", out=str(tmp_path / "norm.pt"))
+    history = train(fork, checkpoint=Path(f"{config.out}.run") / "phase1.pt").history
+    assert [r.phase for r in history] == ["classify"] * 3 + ["normsoftmax"] * 3
+    assert losses(history[:3]) == losses(ref_history[:3])  # phase 1 is carried over, not re-run
+
+
+def test_resume_without_checkpoint_or_with_a_corrupt_one(people: Path, tmp_path: Path) -> None:
+    config = small_config(people, tmp_path / "m.pt")
+    with pytest.raises(InputError, match="no checkpoint"):
+        train(config, resume=True)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="not a readable checkpoint"):
+        train(config, checkpoint=bad)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"backbone": "vgg99"}, "unknown backbone"),
+        ({"loss": "cosface"}, "unknown loss"),
+        ({"scheduler": "linear"}, "unknown scheduler"),
+        ({"epochs": 0, "arcface_epochs": 0}, "nothing to train"),
+        ({"val_pairs": "pairs.txt"}, "go together"),
+    ],
+)
+def test_bad_options_are_refused(people: Path, tmp_path: Path, changes: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        small_config(people, tmp_path / "m.pt", **changes)
+
+
+def test_plateau_scheduler_and_balanced_sampling_run(people: Path, tmp_path: Path) -> None:
+    config = small_config(
+        people, tmp_path / "m.pt", epochs=2, arcface_epochs=1, scheduler="plateau", balanced=True,
+        holdout=0.2, steps_per_epoch=2,
+    )
+    report = train(config)
+    assert report.heldout_images == 6 and report.selected_by == "heldout_accuracy"
+    assert all(r.heldout_accuracy is not None for r in report.history)
+
+
+def test_cli_train_with_pairs_then_enroll(people: Path, tmp_path: Path, home: Path) -> None:
+    images, pairs = write_pairs(people, tmp_path)
+    out = tmp_path / "cli.pt"
+    result = cli_json(
+        "train", people, "--out", out, "--epochs", 1, "--arcface-epochs", 1, "--batch-size", 12,
+        "--workers", 0, "--val-pairs", pairs, "--val-images", images, "--augment", "hflip",
+    )
+    assert result["model"] == str(out) and result["epochs"] == 2
+    assert result["selected_by"] == "roc_auc"
+    assert set(result["validation"]) >= {"roc_auc", "pairs_accuracy", "heldout_accuracy"}
+    enrolled = cli_json("enroll", people, "--model", out)
+    assert enrolled["enrolled"] == 36
+
+
+def test_cli_train_bad_input(tmp_path: Path, people: Path) -> None:
+    assert "no such folder" in cli_json("train", tmp_path / "missing", "--out", tmp_path / "m.pt", code=1)["error"]
+    result = cli("train", people, "--out", tmp_path / "m.pt", "--augment", "sepia")
+    assert result.exit_code == 2 and "sepia" in result.stderr
+
+
+def write_pairs(people: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The synthetic people in LFW naming, with a 2-fold pairs file over them."""
+    images = tmp_path / "lfw"
+    names = sorted(p.name for p in people.iterdir())
+    for name in names:
+        (images / name).mkdir(parents=True)
+        for n, source in enumerate(sorted((people / name).iterdir()), start=1):
+            (images / name / f"{name}_{n:04d}.jpg").write_bytes(source.read_bytes())
+    lines = ["2\t3"]
+    for fold in range(2):
+        lines += [f"{names[fold * 3 + i]}\t1\t{2 + fold}" for i in range(3)]
+        lines += [f"{names[i]}\t{1 + fold}\t{names[(i + 1) % 6]}\t3" for i in range(fold * 3, fold * 3 + 3)]
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("\n".join(lines) + "\n")
+    return images, pairs
