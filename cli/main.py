@@ -296,16 +296,16 @@ def train(
 
     with failures(as_json):
         config = TrainConfig(
-            data=str(data), out=str(out), run_dir=str(run_dir) if run_dir else None,
+            data=str(data.resolve()), out=str(out), run_dir=str(run_dir) if run_dir else None,
             backbone=backbone, embedding_dim=embedding_dim, drop_path=drop_path,
             epochs=epochs, arcface_epochs=arcface_epochs, batch_size=batch_size,
             lr=lr, arcface_lr=arcface_lr, optimizer=optimizer, weight_decay=weight_decay,
             scheduler=scheduler, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
             loss=loss, scale=scale, margin=margin, alpha=alpha, balanced=balanced,
             augment=_augmentations(augment), holdout=holdout,
-            val_dir=str(val_dir) if val_dir else None,
-            val_pairs=str(val_pairs) if val_pairs else None,
-            val_images=str(val_images) if val_images else None,
+            val_dir=str(val_dir.resolve()) if val_dir else None,
+            val_pairs=str(val_pairs.resolve()) if val_pairs else None,
+            val_images=str(val_images.resolve()) if val_images else None,
             steps_per_epoch=steps_per_epoch, seed=seed, workers=workers,
             device=None if device == "auto" else device,
         )
@@ -354,13 +354,22 @@ def synth(
     size: Annotated[int, typer.Option(min=16)] = 112,
     seed: Annotated[int, typer.Option()] = 0,
     first_image: Annotated[int, typer.Option(help="Index of the first image per identity.")] = 0,
+    first_identity: Annotated[int, typer.Option(help="Index of the first person (others are other people).")] = 0,
+    pairs: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="Write an LFW-style pairs set instead: images/ + pairs.txt, 10 folds of N pairs of each kind."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Write synthetic faces (deterministic) for demos and tests."""
-    from facesearch.synthetic import write_dataset
+    from facesearch.synthetic import write_dataset, write_pairs
 
-    paths = write_dataset(folder, identities, images, size, seed, first_sample=first_image)
-    result = {"dir": str(folder), "identities": identities, "images": len(paths)}
+    if pairs:
+        write_pairs(folder, identities, images, 10, pairs, size, seed, first_identity)
+        count = identities * images
+    else:
+        count = len(write_dataset(folder, identities, images, size, seed, first_identity, first_image))
+    result = {"dir": str(folder), "identities": identities, "images": count}
     emit(as_json, result, lambda r: typer.echo(f"wrote {r['images']} images of {r['identities']} identities to {r['dir']}"))
 
 

@@ -188,3 +188,39 @@ def write_dataset(
             make_face(ident, sample, size, seed).save(path, quality=92)
             written.append(path)
     return written
+
+
+def write_pairs(
+    root: str | Path,
+    identities: int = 20,
+    images_per_identity: int = 4,
+    folds: int = 10,
+    per_fold: int = 10,
+    size: int = 112,
+    seed: int = 0,
+    first_identity: int = 0,
+) -> Path:
+    """An LFW-style verification set: ``root/images/<Name>/<Name>_<nnnn>.jpg`` and
+    ``root/pairs.txt`` with ``folds`` x ``per_fold`` same- and different-person pairs.
+    Returns the pairs file. Pairs are drawn with a seeded RNG, so the set is reproducible."""
+    root = Path(root)
+    names = [identity_name(i) for i in range(first_identity, first_identity + identities)]
+    for ident, name in zip(range(first_identity, first_identity + identities), names):
+        folder = root / "images" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in range(1, images_per_identity + 1):
+            make_face(ident, n, size, seed).save(folder / f"{name}_{n:04d}.jpg", quality=92)
+    rng = np.random.default_rng(seed)
+    lines = [f"{folds}\t{per_fold}"]
+    for _ in range(folds):
+        for _ in range(per_fold):
+            name = names[rng.integers(identities)]
+            i, j = rng.choice(images_per_identity, 2, replace=False) + 1
+            lines.append(f"{name}\t{i}\t{j}")
+        for _ in range(per_fold):
+            a, b = rng.choice(identities, 2, replace=False)
+            i, j = rng.integers(images_per_identity, size=2) + 1
+            lines.append(f"{names[a]}\t{i}\t{names[b]}\t{j}")
+    pairs = root / "pairs.txt"
+    pairs.write_text("\n".join(lines) + "\n")
+    return pairs

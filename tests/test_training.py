@@ -11,7 +11,7 @@ import torch
 
 from facesearch.errors import InputError
 from facesearch.models import load_encoder
-from facesearch.synthetic import write_dataset
+from facesearch.synthetic import write_dataset, write_pairs
 from facesearch.training.data import AugmentConfig
 from facesearch.training.loop import EpochRecord, TrainConfig, train
 from tests.conftest import cli, cli_json
@@ -147,7 +147,8 @@ def test_plateau_scheduler_and_balanced_sampling_run(people: Path, tmp_path: Pat
 
 
 def test_cli_train_with_pairs_then_enroll(people: Path, tmp_path: Path, home: Path) -> None:
-    images, pairs = write_pairs(people, tmp_path)
+    pairs = write_pairs(tmp_path / "unseen", identities=6, images_per_identity=3, folds=2, per_fold=4, first_identity=50)
+    images = tmp_path / "unseen" / "images"
     out = tmp_path / "cli.pt"
     result = cli_json(
         "train", people, "--out", out, "--epochs", 1, "--arcface-epochs", 1, "--batch-size", 12,
@@ -164,20 +165,3 @@ def test_cli_train_bad_input(tmp_path: Path, people: Path) -> None:
     assert "no such folder" in cli_json("train", tmp_path / "missing", "--out", tmp_path / "m.pt", code=1)["error"]
     result = cli("train", people, "--out", tmp_path / "m.pt", "--augment", "sepia")
     assert result.exit_code == 2 and "sepia" in result.stderr
-
-
-def write_pairs(people: Path, tmp_path: Path) -> tuple[Path, Path]:
-    """The synthetic people in LFW naming, with a 2-fold pairs file over them."""
-    images = tmp_path / "lfw"
-    names = sorted(p.name for p in people.iterdir())
-    for name in names:
-        (images / name).mkdir(parents=True)
-        for n, source in enumerate(sorted((people / name).iterdir()), start=1):
-            (images / name / f"{name}_{n:04d}.jpg").write_bytes(source.read_bytes())
-    lines = ["2\t3"]
-    for fold in range(2):
-        lines += [f"{names[fold * 3 + i]}\t1\t{2 + fold}" for i in range(3)]
-        lines += [f"{names[i]}\t{1 + fold}\t{names[(i + 1) % 6]}\t3" for i in range(fold * 3, fold * 3 + 3)]
-    pairs = tmp_path / "pairs.txt"
-    pairs.write_text("\n".join(lines) + "\n")
-    return images, pairs

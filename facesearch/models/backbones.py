@@ -84,6 +84,12 @@ def resnet50(drop_path: float = 0.0) -> nn.Module:
 def _mobilenet(features: nn.Sequential, channels: int) -> nn.Module:
     first_conv = features[0][0]
     first_conv.stride = (1, 1)  # 32x -> 16x downsampling
+    # torchvision's MobileNetV3 uses BatchNorm momentum 0.01 (tuned for long ImageNet runs):
+    # after a short face run the running statistics are still near their initial values and
+    # the network in eval mode collapses to one answer. The usual 0.1 tracks them in time.
+    for module in features.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = 0.1
     return _with_channels(features, channels)
 
 

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from facesearch.devices import autocast, resolve_device
 from facesearch.errors import InputError
-from facesearch.models.encoder import Encoder, EncoderConfig, save_encoder
+from facesearch.models.encoder import Encoder, EncoderConfig, normalize, save_encoder
 from facesearch.models.backbones import list_backbones
 from facesearch.models.heads import HEADS
 from facesearch.models.margins import LOSSES, MarginHead, SoftmaxHead
@@ -220,6 +220,7 @@ class Trainer:
         if config.val_pairs:
             self.pairs = read_pairs(config.val_pairs, config.val_images)  # type: ignore[arg-type]
             self.pair_images = FaceSet.decode(self.pairs.images, config.workers).images
+        self.calibration = _calibration_images(self.data.train, config.seed, config.workers)
         self.encoder = Encoder(config.encoder_config()).to(self.device, memory_format=torch.channels_last)
         self.head: nn.Module = SoftmaxHead(config.embedding_dim, len(self.data.names), config.label_smoothing)
         self.head.to(self.device)
@@ -301,7 +302,8 @@ class Trainer:
             images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             labels = labels.to(self.device, non_blocking=True)
             with autocast(self.device):
-                loss, logits = self.head(self.encoder(images), labels)
+                embeddings = self.encoder(images)
+                loss, _ = self.head(embeddings, labels)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
@@ -313,7 +315,8 @@ class Trainer:
             if not torch.isfinite(loss):
                 raise InputError(f"training diverged at epoch {self.epoch + 1} (loss {loss.item()}); lower --lr")
             total_loss += loss.item() * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
+            with torch.no_grad():  # without the margin, which only shapes the loss
+                correct += int((self.head.predict(embeddings.detach()) == labels).sum())
             seen += len(labels)
             rate = seen / (time.perf_counter() - start)
             self.progress(description, step + 1, steps, f"loss {total_loss / seen:.3f} acc {correct / seen:.3f} {rate:.0f} img/s")
@@ -331,19 +334,31 @@ class Trainer:
     # --- validation -------------------------------------------------------------------
 
     @torch.inference_mode()
-    def _embed(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        return torch.cat([self.encoder.embed(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+    def _embed(self, images: torch.Tensor, raw: bool = False, batch_size: int = 256) -> torch.Tensor:
+        """Embeddings of uint8 crops in eval mode: L2-normalised (what the gallery stores), or
+        ``raw`` (what the phase-1 classifier was trained on: it has a bias, so scale matters)."""
+        self.encoder.eval()
+        chunks = []
+        for i in range(0, len(images), batch_size):
+            if raw:
+                x = normalize(images[i : i + batch_size].to(self.device)).contiguous(memory_format=torch.channels_last)
+                with autocast(self.device):
+                    chunks.append(self.encoder(x).float())
+            else:
+                chunks.append(self.encoder.embed(images[i : i + batch_size]).to(self.device))
+        return torch.cat(chunks)
 
     def validate(self, record: EpochRecord) -> None:
         """Held-out accuracy (training people) and pairs figures (unseen people)."""
+        recalibrate_batchnorm(self.encoder, self.calibration)
         if len(self.data.heldout):
-            embeddings = self._embed(self.data.heldout.images).to(self.device)
+            embeddings = self._embed(self.data.heldout.images, raw=True)
             self.head.eval()
             with torch.inference_mode():
                 predicted = self.head.predict(embeddings).cpu()
             record.heldout_accuracy = float((predicted == self.data.heldout.labels).float().mean())
         if self.pairs is not None and self.pair_images is not None:
-            vectors = self._embed(self.pair_images).numpy()
+            vectors = self._embed(self.pair_images).cpu().numpy()
             scores = np.einsum("ij,ij->i", vectors[self.pairs.left], vectors[self.pairs.right])
             figures = verification_report(scores, self.pairs.same, self.pairs.folds)
             record.roc_auc = figures["roc_auc"]  # type: ignore[assignment]
@@ -448,8 +463,8 @@ class Trainer:
         return not (self.epoch == self.config.epochs and state["head_kind"] == "SoftmaxHead")
 
     def _check_compatible(self, state: dict[str, Any], path: Path) -> None:
-        saved = TrainConfig.from_dict(state["config"]).to_dict()
-        wanted = self.config.to_dict()
+        saved = _comparable(TrainConfig.from_dict(state["config"]).to_dict())
+        wanted = _comparable(self.config.to_dict())
         ignore = set(RUNTIME_FIELDS)
         if int(state["epoch"]) <= saved["epochs"] and int(state["epoch"]) <= wanted["epochs"]:
             ignore |= PHASE2_FIELDS  # phase 2 has not started: its options are still open
@@ -492,6 +507,55 @@ class Trainer:
             history=self.history,
             validation=self.best["validation"],
         )
+
+
+PATH_FIELDS = ("data", "val_dir", "val_pairs", "val_images")
+
+
+def _comparable(options: dict[str, Any]) -> dict[str, Any]:
+    """Paths compared as absolute paths, so a run resumes from another working directory."""
+    return {k: str(Path(v).resolve()) if k in PATH_FIELDS and v else v for k, v in options.items()}
+
+
+CALIBRATION_IMAGES = 1024
+
+
+def _calibration_images(train: FaceSet, seed: int, workers: int | None) -> torch.Tensor:
+    """A fixed, seeded sample of training crops for ``recalibrate_batchnorm``."""
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:CALIBRATION_IMAGES]
+    if train.images is not None:
+        return train.images[order]
+    return FaceSet.decode([train.paths[i] for i in order.tolist()], workers).images  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(encoder: Encoder, images: torch.Tensor, batch_size: int = 128) -> None:
+    """Re-estimate every BatchNorm's running statistics with the current weights.
+
+    During training they are a moving average over the last few dozen batches, taken while
+    the weights were still moving; after a short or fast-changing run they no longer match
+    the network, and in eval mode its outputs collapse (every face looks alike). A pass over
+    a fixed sample of training crops with a cumulative average fixes this before each
+    validation and export. Training itself never reads these statistics.
+    """
+    norms = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms or len(images) < 2:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    encoder.train()
+    device = encoder.device
+    with torch.random.fork_rng(devices=[]):  # stochastic depth draws: keep the run's RNG as is
+        for i in range(0, len(images) - 1, batch_size):
+            x = normalize(images[i : i + batch_size].to(device)).contiguous(memory_format=torch.channels_last)
+            if len(x) > 1:
+                with autocast(device):
+                    encoder(x)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    encoder.eval()
 
 
 def train(
