@@ -14,7 +14,7 @@ from facesearch.models import load_encoder
 from facesearch.synthetic import write_dataset, write_pairs
 from facesearch.training.data import AugmentConfig
 from facesearch.training.loop import EpochRecord, TrainConfig, train
-from tests.conftest import cli, cli_json
+from tests.conftest import DATASETS, cli, cli_json, needs_datasets
 
 
 class Interrupted(Exception):
@@ -165,3 +165,22 @@ def test_cli_train_bad_input(tmp_path: Path, people: Path) -> None:
     assert "no such folder" in cli_json("train", tmp_path / "missing", "--out", tmp_path / "m.pt", code=1)["error"]
     result = cli("train", people, "--out", tmp_path / "m.pt", "--augment", "sepia")
     assert result.exit_code == 2 and "sepia" in result.stderr
+
+
+FIW = DATASETS / "fiw" / "train"
+
+
+@needs_datasets(FIW)
+def test_fiw_subset_each_phase_lowers_its_loss(tmp_path: Path) -> None:
+    """100 real people (links, not copies), two short epochs per phase."""
+    subset = tmp_path / "fiw100"
+    subset.mkdir()
+    for person in sorted(FIW.iterdir())[:100]:
+        (subset / person.name).symlink_to(person, target_is_directory=True)
+    config = small_config(
+        subset, tmp_path / "fiw.pt", epochs=2, arcface_epochs=2, batch_size=64, lr=0.1,
+        steps_per_epoch=4, warmup_epochs=0.25, scale=32.0, margin=0.3,
+    )
+    history = train(config).history
+    assert history[1].train_loss < history[0].train_loss
+    assert history[3].train_loss < history[2].train_loss
