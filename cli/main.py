@@ -292,7 +292,8 @@ def train(
     as_json: JsonOption = False,
 ) -> None:
     """Train an encoder: classification, then a margin (ArcFace) fine-tune -> model file."""
-    from facesearch.training.loop import TrainConfig, train as run_training
+    from facesearch.training.loop import TrainConfig
+    from facesearch.training.loop import train as run_training
 
     with failures(as_json):
         config = TrainConfig(
@@ -326,7 +327,8 @@ def _augmentations(spec: str) -> Any:
     names = [] if spec.strip() in ("", "none") else [n.strip() for n in spec.split(",")]
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
-        raise typer.BadParameter(f"unknown {', '.join(unknown)} (known: {', '.join(AUGMENTATIONS)})", param_hint="--augment")
+        known = ", ".join(AUGMENTATIONS)
+        raise typer.BadParameter(f"unknown {', '.join(unknown)} (known: {known})", param_hint="--augment")
     return AugmentConfig(**{field: field in {AUGMENTATIONS[n] for n in names} for field in AUGMENTATIONS.values()})
 
 
@@ -357,7 +359,9 @@ def synth(
     first_identity: Annotated[int, typer.Option(help="Index of the first person (others are other people).")] = 0,
     pairs: Annotated[
         Optional[int],
-        typer.Option(min=1, help="Write an LFW-style pairs set instead: images/ + pairs.txt, 10 folds of N pairs of each kind."),
+        typer.Option(
+            min=1, help="Write an LFW-style pairs set instead: images/ + pairs.txt, 10 folds of N pairs of each kind."
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -370,7 +374,7 @@ def synth(
     else:
         count = len(write_dataset(folder, identities, images, size, seed, first_identity, first_image))
     result = {"dir": str(folder), "identities": identities, "images": count}
-    emit(as_json, result, lambda r: typer.echo(f"wrote {r['images']} images of {r['identities']} identities to {r['dir']}"))
+    emit(as_json, result, lambda r: typer.echo(f"wrote {r['images']} images of {r['identities']} people to {r['dir']}"))
 
 
 def main() -> None:

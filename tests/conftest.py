@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from facesearch.cli.main import app
 from typer.testing import CliRunner, Result
 
-from facesearch.cli.main import app
 from facesearch.synthetic import write_dataset
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"

@@ -248,8 +248,9 @@ def test_any_sqlalchemy_url(tmp_path: Path, faces_dir: Path) -> None:
 
 def test_batch_search_equals_single_queries(gallery: Gallery, faces_dir: Path) -> None:
     encoder = gallery.encoder()
-    from facesearch.imaging import load_face
     import torch
+
+    from facesearch.imaging import load_face
 
     paths = sorted(faces_dir.glob("*/*.jpg"))[:6]
     vectors = encoder.embed(torch.stack([load_face(p)[0] for p in paths])).numpy()

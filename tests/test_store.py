@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from facesearch.migrations.runner import current_revision, head_revision
 from sqlalchemy import inspect, text
 
 from facesearch.errors import GalleryError
-from facesearch.migrations.runner import current_revision, head_revision
 from facesearch.store import NewFace, Store
 
 

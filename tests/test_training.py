@@ -146,8 +146,17 @@ def test_plateau_scheduler_and_balanced_sampling_run(people: Path, tmp_path: Pat
     assert all(r.heldout_accuracy is not None for r in report.history)
 
 
+def test_separate_dev_folder_counts_only_training_people(people: Path, tmp_path: Path) -> None:
+    dev = tmp_path / "dev"
+    write_dataset(dev, identities=8, images_per_identity=2, seed=2, first_sample=6)  # 2 unknown people
+    config = small_config(people, tmp_path / "m.pt", epochs=1, arcface_epochs=0, steps_per_epoch=1, val_dir=str(dev))
+    report = train(config)
+    assert report.train_images == 36 and report.heldout_images == 12
+    assert report.history[0].heldout_accuracy is not None
+
+
 def test_cli_train_with_pairs_then_enroll(people: Path, tmp_path: Path, home: Path) -> None:
-    pairs = write_pairs(tmp_path / "unseen", identities=6, images_per_identity=3, folds=2, per_fold=4, first_identity=50)
+    pairs = write_pairs(tmp_path / "unseen", 6, images_per_identity=3, folds=2, per_fold=4, first_identity=50)
     images = tmp_path / "unseen" / "images"
     out = tmp_path / "cli.pt"
     result = cli_json(

@@ -34,8 +34,9 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from facesearch.devices import autocast, resolve_device
 from facesearch.errors import InputError
-from facesearch.models.encoder import Encoder, EncoderConfig, normalize, save_encoder
+from facesearch.metrics import verification_report
 from facesearch.models.backbones import list_backbones
+from facesearch.models.encoder import Encoder, EncoderConfig, normalize, save_encoder
 from facesearch.models.heads import HEADS
 from facesearch.models.margins import LOSSES, MarginHead, SoftmaxHead
 from facesearch.training.checkpoint import (
@@ -48,7 +49,6 @@ from facesearch.training.checkpoint import (
 from facesearch.training.data import AugmentConfig, balanced_sampler, collate_labelled, train_transform
 from facesearch.training.faces import FaceSet, load_training_data
 from facesearch.training.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler, steps_per_batch
-from facesearch.metrics import verification_report
 from facesearch.verification import Pairs, read_pairs
 
 log = logging.getLogger(__name__)
@@ -319,7 +319,8 @@ class Trainer:
                 correct += int((self.head.predict(embeddings.detach()) == labels).sum())
             seen += len(labels)
             rate = seen / (time.perf_counter() - start)
-            self.progress(description, step + 1, steps, f"loss {total_loss / seen:.3f} acc {correct / seen:.3f} {rate:.0f} img/s")
+            info = f"loss {total_loss / seen:.3f} acc {correct / seen:.3f} {rate:.0f} img/s"
+            self.progress(description, step + 1, steps, info)
         seconds = time.perf_counter() - start
         return EpochRecord(
             epoch=self.epoch + 1,
