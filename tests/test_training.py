@@ -12,8 +12,8 @@ import torch
 from facesearch.errors import InputError
 from facesearch.models import load_encoder
 from facesearch.synthetic import write_dataset, write_pairs
+from facesearch.training import EpochRecord, TrainConfig, train
 from facesearch.training.data import AugmentConfig
-from facesearch.training.loop import EpochRecord, TrainConfig, train
 from tests.conftest import DATASETS, cli, cli_json, needs_datasets
 
 

@@ -1,1 +1,7 @@
-"""Training the encoder: phase 1 classification, phase 2 ArcFace fine-tuning (issue 3)."""
+"""Training the face encoder: data, the two-phase loop, checkpoints and validation."""
+
+from facesearch.training.config import TrainConfig
+from facesearch.training.loop import Trainer, train
+from facesearch.training.records import EpochRecord, TrainReport
+
+__all__ = ["EpochRecord", "TrainConfig", "TrainReport", "Trainer", "train"]

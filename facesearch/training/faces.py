@@ -13,17 +13,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import Dataset
 
 from facesearch.datasets import face_loader
 from facesearch.errors import InputError
+from facesearch.training.config import TrainConfig
 from facesearch.training.data import FaceClassification, Sample, labelled_folder, stratified_split
-
-if TYPE_CHECKING:
-    from facesearch.training.loop import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +87,7 @@ class TrainingData:
     workers: int
 
 
-def load_training_data(config: "TrainConfig") -> TrainingData:
+def load_training_data(config: TrainConfig) -> TrainingData:
     """Read the training folder, split off (or read) held-out photos, decode what fits."""
     samples, names = labelled_folder(config.data)
     if config.val_dir:

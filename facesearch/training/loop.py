@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,9 @@ from torch.utils.data import DataLoader, RandomSampler
 from facesearch.devices import autocast, resolve_device
 from facesearch.errors import InputError
 from facesearch.metrics import verification_report
-from facesearch.models.backbones import list_backbones
-from facesearch.models.encoder import Encoder, EncoderConfig, normalize, save_encoder
-from facesearch.models.heads import HEADS
-from facesearch.models.margins import LOSSES, MarginHead, SoftmaxHead
+from facesearch.models.encoder import Encoder, normalize, save_encoder
+from facesearch.models.margins import MarginHead, SoftmaxHead
+from facesearch.training.batchnorm import calibration_images, recalibrate_batchnorm
 from facesearch.training.checkpoint import (
     load_checkpoint,
     restore_rng,
@@ -46,151 +45,14 @@ from facesearch.training.checkpoint import (
     save_checkpoint,
     seed_everything,
 )
-from facesearch.training.data import AugmentConfig, balanced_sampler, collate_labelled, train_transform
+from facesearch.training.config import PHASE2_FIELDS, RUNTIME_FIELDS, TrainConfig, comparable
+from facesearch.training.data import balanced_sampler, collate_labelled, train_transform
 from facesearch.training.faces import FaceSet, load_training_data
-from facesearch.training.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler, steps_per_batch
+from facesearch.training.optim import build_optimizer, build_scheduler, steps_per_batch
+from facesearch.training.records import EpochRecord, TrainReport
 from facesearch.verification import Pairs, read_pairs
 
 log = logging.getLogger(__name__)
-
-# Options that only say how or where to run: a resumed run may change them.
-RUNTIME_FIELDS = frozenset({"out", "run_dir", "device", "workers", "cache"})
-# Options of phase 2: free to change on resume until phase 2 has started (so one phase-1
-# checkpoint can be fine-tuned with each loss, and the losses compared from the same start).
-PHASE2_FIELDS = frozenset({"arcface_epochs", "arcface_lr", "loss", "scale", "margin", "alpha"})
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    data: str
-    out: str
-    run_dir: str | None = None  # checkpoint and log.csv; default: <out>.run/ beside out
-    backbone: str = "mobilenet_v3_small"
-    embedding_dim: int = 512
-    head: str = "gdc"
-    dropout: float = 0.0
-    drop_path: float = 0.0
-    epochs: int = 10
-    arcface_epochs: int = 5
-    batch_size: int = 128
-    lr: float = 0.1
-    arcface_lr: float | None = None  # default: lr / 10
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    scheduler: str = "cosine"
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
-    loss: str = "arcface"
-    scale: float = 64.0
-    margin: float = 0.5
-    alpha: float = 0.1
-    clip_grad: float = 5.0
-    balanced: bool = False
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    holdout: float = 0.1  # fraction of each person's photos held out (ignored with val_dir)
-    val_dir: str | None = None
-    val_pairs: str | None = None
-    val_images: str | None = None
-    steps_per_epoch: int | None = None  # cap, for quick runs
-    seed: int = 0
-    device: str | None = None
-    workers: int | None = None
-    cache: bool | None = None  # decoded crops in memory; default: when they fit in 4 GiB
-
-    def __post_init__(self) -> None:
-        for option, value, known in (
-            ("backbone", self.backbone, list_backbones()),
-            ("head", self.head, HEADS),
-            ("loss", self.loss, LOSSES),
-            ("optimizer", self.optimizer, OPTIMIZERS),
-            ("scheduler", self.scheduler, SCHEDULERS),
-        ):
-            if value not in known:
-                raise InputError(f"unknown {option} {value!r} (known: {', '.join(known)})")
-        if self.epochs < 0 or self.arcface_epochs < 0 or self.epochs + self.arcface_epochs == 0:
-            raise InputError("nothing to train: --epochs and --arcface-epochs are both 0")
-        if (self.val_pairs is None) != (self.val_images is None):
-            raise InputError("--val-pairs and --val-images go together")
-        if not 0.0 <= self.holdout < 1.0:
-            raise InputError(f"--holdout {self.holdout} must be in [0, 1)")
-
-    @property
-    def total_epochs(self) -> int:
-        return self.epochs + self.arcface_epochs
-
-    @property
-    def phase2_lr(self) -> float:
-        return self.arcface_lr if self.arcface_lr is not None else self.lr / 10
-
-    @property
-    def run_path(self) -> Path:
-        return Path(self.run_dir) if self.run_dir else Path(f"{self.out}.run")
-
-    def encoder_config(self) -> EncoderConfig:
-        return EncoderConfig(
-            backbone=self.backbone,
-            embedding_dim=self.embedding_dim,
-            head=self.head,
-            dropout=self.dropout,
-            drop_path=self.drop_path,
-            seed=self.seed,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["augment"] = AugmentConfig(**values.get("augment", {}))
-        return cls(**values)
-
-
-@dataclass
-class EpochRecord:
-    """One row of log.csv."""
-
-    epoch: int
-    phase: str
-    lr: float
-    train_loss: float
-    train_accuracy: float
-    images_per_s: float
-    seconds: float
-    heldout_accuracy: float | None = None
-    roc_auc: float | None = None
-    pairs_accuracy: float | None = None
-    pairs_accuracy_std: float | None = None
-    best: bool = False
-
-
-@dataclass
-class TrainReport:
-    model: str
-    epochs: int
-    best_epoch: int
-    selected_by: str
-    classes: int
-    train_images: int
-    heldout_images: int
-    history: list[EpochRecord]
-    validation: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "epochs": self.epochs,
-            "best_epoch": self.best_epoch,
-            "selected_by": self.selected_by,
-            "classes": self.classes,
-            "train_images": self.train_images,
-            "heldout_images": self.heldout_images,
-            "validation": self.validation,
-            "final": asdict(self.history[-1]) if self.history else None,
-        }
-
 
 Progress = Callable[[str, int, int, str], None]
 """progress(description, done, total, info): called every batch."""
@@ -220,7 +82,7 @@ class Trainer:
         if config.val_pairs:
             self.pairs = read_pairs(config.val_pairs, config.val_images)  # type: ignore[arg-type]
             self.pair_images = FaceSet.decode(self.pairs.images, config.workers).images
-        self.calibration = _calibration_images(self.data.train, config.seed, config.workers)
+        self.calibration = calibration_images(self.data.train, config.seed, config.workers)
         self.encoder = Encoder(config.encoder_config()).to(self.device, memory_format=torch.channels_last)
         self.head: nn.Module = SoftmaxHead(config.embedding_dim, len(self.data.names), config.label_smoothing)
         self.head.to(self.device)
@@ -464,8 +326,8 @@ class Trainer:
         return not (self.epoch == self.config.epochs and state["head_kind"] == "SoftmaxHead")
 
     def _check_compatible(self, state: dict[str, Any], path: Path) -> None:
-        saved = _comparable(TrainConfig.from_dict(state["config"]).to_dict())
-        wanted = _comparable(self.config.to_dict())
+        saved = comparable(TrainConfig.from_dict(state["config"]).to_dict())
+        wanted = comparable(self.config.to_dict())
         ignore = set(RUNTIME_FIELDS)
         if int(state["epoch"]) <= saved["epochs"] and int(state["epoch"]) <= wanted["epochs"]:
             ignore |= PHASE2_FIELDS  # phase 2 has not started: its options are still open
@@ -508,55 +370,6 @@ class Trainer:
             history=self.history,
             validation=self.best["validation"],
         )
-
-
-PATH_FIELDS = ("data", "val_dir", "val_pairs", "val_images")
-
-
-def _comparable(options: dict[str, Any]) -> dict[str, Any]:
-    """Paths compared as absolute paths, so a run resumes from another working directory."""
-    return {k: str(Path(v).resolve()) if k in PATH_FIELDS and v else v for k, v in options.items()}
-
-
-CALIBRATION_IMAGES = 1024
-
-
-def _calibration_images(train: FaceSet, seed: int, workers: int | None) -> torch.Tensor:
-    """A fixed, seeded sample of training crops for ``recalibrate_batchnorm``."""
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:CALIBRATION_IMAGES]
-    if train.images is not None:
-        return train.images[order]
-    return FaceSet.decode([train.paths[i] for i in order.tolist()], workers).images  # type: ignore[return-value]
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(encoder: Encoder, images: torch.Tensor, batch_size: int = 128) -> None:
-    """Re-estimate every BatchNorm's running statistics with the current weights.
-
-    During training they are a moving average over the last few dozen batches, taken while
-    the weights were still moving; after a short or fast-changing run they no longer match
-    the network, and in eval mode its outputs collapse (every face looks alike). A pass over
-    a fixed sample of training crops with a cumulative average fixes this before each
-    validation and export. Training itself never reads these statistics.
-    """
-    norms = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms or len(images) < 2:
-        return
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the calibration batches
-    encoder.train()
-    device = encoder.device
-    with torch.random.fork_rng(devices=[]):  # stochastic depth draws: keep the run's RNG as is
-        for i in range(0, len(images) - 1, batch_size):
-            x = normalize(images[i : i + batch_size].to(device)).contiguous(memory_format=torch.channels_last)
-            if len(x) > 1:
-                with autocast(device):
-                    encoder(x)
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    encoder.eval()
 
 
 def train(

@@ -1,0 +1,117 @@
+"""A training run's options, and which of them a resumed run may change."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from facesearch.errors import InputError
+from facesearch.models.backbones import list_backbones
+from facesearch.models.encoder import EncoderConfig
+from facesearch.models.heads import HEADS
+from facesearch.models.margins import LOSSES
+from facesearch.training.data import AugmentConfig
+from facesearch.training.optim import OPTIMIZERS, SCHEDULERS
+
+# Options that only say how or where to run: a resumed run may change them.
+RUNTIME_FIELDS = frozenset({"out", "run_dir", "device", "workers", "cache"})
+# Options of phase 2: free to change on resume until phase 2 has started (so one phase-1
+# checkpoint can be fine-tuned with each loss, and the losses compared from the same start).
+PHASE2_FIELDS = frozenset({"arcface_epochs", "arcface_lr", "loss", "scale", "margin", "alpha"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    out: str
+    run_dir: str | None = None  # checkpoint and log.csv; default: <out>.run/ beside out
+    backbone: str = "mobilenet_v3_small"
+    embedding_dim: int = 512
+    head: str = "gdc"
+    dropout: float = 0.0
+    drop_path: float = 0.0
+    epochs: int = 10
+    arcface_epochs: int = 5
+    batch_size: int = 128
+    lr: float = 0.1
+    arcface_lr: float | None = None  # default: lr / 10
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    scheduler: str = "cosine"
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    loss: str = "arcface"
+    scale: float = 64.0
+    margin: float = 0.5
+    alpha: float = 0.1
+    clip_grad: float = 5.0
+    balanced: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    holdout: float = 0.1  # fraction of each person's photos held out (ignored with val_dir)
+    val_dir: str | None = None
+    val_pairs: str | None = None
+    val_images: str | None = None
+    steps_per_epoch: int | None = None  # cap, for quick runs
+    seed: int = 0
+    device: str | None = None
+    workers: int | None = None
+    cache: bool | None = None  # decoded crops in memory; default: when they fit in 4 GiB
+
+    def __post_init__(self) -> None:
+        for option, value, known in (
+            ("backbone", self.backbone, list_backbones()),
+            ("head", self.head, HEADS),
+            ("loss", self.loss, LOSSES),
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("scheduler", self.scheduler, SCHEDULERS),
+        ):
+            if value not in known:
+                raise InputError(f"unknown {option} {value!r} (known: {', '.join(known)})")
+        if self.epochs < 0 or self.arcface_epochs < 0 or self.epochs + self.arcface_epochs == 0:
+            raise InputError("nothing to train: --epochs and --arcface-epochs are both 0")
+        if (self.val_pairs is None) != (self.val_images is None):
+            raise InputError("--val-pairs and --val-images go together")
+        if not 0.0 <= self.holdout < 1.0:
+            raise InputError(f"--holdout {self.holdout} must be in [0, 1)")
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.arcface_epochs
+
+    @property
+    def phase2_lr(self) -> float:
+        return self.arcface_lr if self.arcface_lr is not None else self.lr / 10
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir) if self.run_dir else Path(f"{self.out}.run")
+
+    def encoder_config(self) -> EncoderConfig:
+        return EncoderConfig(
+            backbone=self.backbone,
+            embedding_dim=self.embedding_dim,
+            head=self.head,
+            dropout=self.dropout,
+            drop_path=self.drop_path,
+            seed=self.seed,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["augment"] = AugmentConfig(**values.get("augment", {}))
+        return cls(**values)
+
+
+PATH_FIELDS = ("data", "val_dir", "val_pairs", "val_images")
+
+
+def comparable(options: dict[str, Any]) -> dict[str, Any]:
+    """Paths compared as absolute paths, so a run resumes from another working directory."""
+    return {k: str(Path(v).resolve()) if k in PATH_FIELDS and v else v for k, v in options.items()}
