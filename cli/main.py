@@ -244,6 +244,88 @@ def info(home: HomeOption = None, as_json: JsonOption = False) -> None:
 
 
 @app.command()
+def bench(
+    probes: Annotated[
+        Optional[Path], typer.Argument(help="Probe folder (HW2P2 unknown_dev/) for the open-set task.")
+    ] = None,
+    labels: Annotated[
+        Optional[Path], typer.Option(help="id,label CSV [default: verification_dev.csv inside or beside PROBES].")
+    ] = None,
+    tune: Annotated[bool, typer.Option(help="Find the accuracy-maximising threshold and store it.")] = False,
+    pairs: Annotated[Optional[Path], typer.Option(help="Pairs file (LFW View 2) for the 1:1 task.")] = None,
+    images: Annotated[Optional[Path], typer.Option(help="The pairs file's image folder.")] = None,
+    report: Annotated[
+        Optional[Path], typer.Option(help="Also write probes.csv, the JSON and a Markdown summary here.")
+    ] = None,
+    model: ModelOption = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    workers: Annotated[Optional[int], typer.Option(min=0)] = None,
+    device: DeviceOption = "auto",
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Accuracy: open-set 1:N on the enrolled gallery (PROBES), or 1:1 pairs (--pairs --images)."""
+    if (probes is None) == (pairs is None):
+        raise typer.BadParameter("give either PROBES or --pairs (with --images)", param_hint="PROBES")
+    if pairs is not None and images is None:
+        raise typer.BadParameter("--pairs needs --images", param_hint="--images")
+    with failures(as_json):
+        results: list[Any] = []
+        if pairs is not None:
+            result = _bench_pairs(pairs, images, model, home, device, batch_size, workers)  # type: ignore[arg-type]
+        else:
+            from facesearch.bench import run_open_set
+
+            with open_gallery(home, device) as gallery:
+                result, results = run_open_set(gallery, probes, labels, tune, model, batch_size, workers)
+        if report is not None:
+            _write_report(report, result, results)
+        emit(as_json, result, _print_bench)
+
+
+def _bench_pairs(
+    pairs: Path, images: Path, model: Path | None, home: Path | None, device: str, batch_size: int,
+    workers: int | None,
+) -> dict[str, Any]:
+    from facesearch.models import load_encoder
+    from facesearch.verification import evaluate_pairs, read_pairs
+
+    parsed = read_pairs(pairs, images)
+    if model is not None:
+        encoder, _ = load_encoder(model, None if device == "auto" else device)
+    else:
+        with open_gallery(home, device) as gallery:
+            encoder = gallery.encoder()
+    return {"task": "pairs", **evaluate_pairs(encoder, parsed, batch_size, workers)}
+
+
+def _write_report(folder: Path, result: dict[str, Any], results: list[Any]) -> None:
+    from facesearch.bench import write_probes_csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    if results:
+        write_probes_csv(folder / "probes.csv", results)
+    lines = [f"# facesearch bench: {result['task']}", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in result.items()
+              if k not in ("task", "failed")]
+    (folder / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def _print_bench(r: dict[str, Any]) -> None:
+    for failure in r.get("failed", []):
+        stderr.print(f"failed: {failure['path']}: {failure['error']}", highlight=False)
+    for key, value in r.items():
+        if key == "failed":
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v:.4f}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:.4f}"
+        typer.echo(f"{key:>18}: {value}")
+
+
+@app.command()
 def train(
     data: Annotated[Path, typer.Argument(help="Training folder: DATA/<identity>/<images>.")],
     out: Annotated[Path, typer.Option("--out", help="Model file to write (the best epoch).")],

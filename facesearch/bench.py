@@ -1,0 +1,180 @@
+"""Open-set 1:N benchmark on an enrolled gallery (the HW2P2 verification task).
+
+Every probe is answered as a query would be: its nearest gallery identity and that
+similarity, then ``n000000`` when the similarity is below the threshold. Figures:
+
+* ``accuracy``: share of probes answered correctly at the threshold in force;
+* ``rank1``: over probes of enrolled people, share whose nearest identity is right;
+* ``roc_auc``: how well the best-match similarity separates correct matches of enrolled
+  people (positives) from probes of people who are not enrolled (negatives); probes of
+  enrolled people whose nearest identity is wrong are wrong at every threshold, so they are
+  left out of the curve (they still count in ``accuracy``);
+* with ``tune``: the threshold maximising ``accuracy`` on these probes.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facesearch import UNKNOWN
+from facesearch.datasets import face_loader
+from facesearch.errors import InputError
+from facesearch.imaging import is_candidate
+from facesearch.layouts import Problem
+from facesearch.metrics import best_threshold, roc_auc
+
+LABELS_FILE = "verification_dev.csv"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One row of probes.csv."""
+
+    id: str
+    label: str
+    nearest: str
+    score: float
+    prediction: str
+
+
+def probe_files(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_candidate(p))
+    if not files:
+        raise InputError(f"{folder}: no probe images")
+    return files
+
+
+def find_labels(probes: Path) -> Path:
+    """The default labels file: verification_dev.csv inside or beside the probe folder."""
+    for candidate in (probes / LABELS_FILE, probes.parent / LABELS_FILE):
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"no labels for {probes}: pass --labels CSV (no {LABELS_FILE} inside or beside it)")
+
+
+def read_labels(path: str | Path, files: list[Path]) -> dict[Path, str]:
+    """``id,label`` rows (id = file name, with or without extension), or a single ``label``
+    column in sorted file-name order (HW2P2). Every probe needs a label."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"labels file {path} not found")
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "label" not in rows[0]:
+        raise InputError(f"{path}: needs a 'label' column (and optionally 'id')")
+    if "id" in rows[0]:
+        by_id = {row["id"].strip(): row["label"].strip() for row in rows}
+        labels = {}
+        for file in files:
+            label = by_id.get(file.name, by_id.get(file.stem))
+            if label is None:
+                raise InputError(f"{path}: no label for probe {file.name}")
+            labels[file] = label
+        return labels
+    if len(rows) != len(files):
+        raise InputError(f"{path}: {len(rows)} labels for {len(files)} probes (one per probe, in file-name order)")
+    return {file: row["label"].strip() for file, row in zip(files, rows)}
+
+
+def embed_files(encoder, files: list[Path], batch_size: int = 64, workers: int | None = None):  # noqa: ANN001, ANN201
+    """(embeddings of the files that decoded, their positions, problems of the others)."""
+    vectors, positions, problems = [], [], []
+    for batch in face_loader(files, encoder.config.input_size, batch_size, workers):
+        problems += [Problem(files[pos], err) for pos, err in batch.failures]
+        if batch.images is not None:
+            vectors.append(encoder.embed(batch.images).numpy())
+            positions += batch.positions
+    dim = encoder.config.embedding_dim
+    return (np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)), positions, problems
+
+
+def open_set_figures(results: list[ProbeResult], enrolled: set[str]) -> dict[str, Any]:
+    """accuracy, rank1 and roc_auc of probe results (see the module docstring)."""
+    labels = np.array([r.label for r in results])
+    nearest = np.array([r.nearest for r in results])
+    scores = np.array([r.score for r in results])
+    predictions = np.array([r.prediction for r in results])
+    known = np.array([label in enrolled for label in labels])
+    unknown = labels == UNKNOWN
+    correct_match = known & (nearest == labels)
+    curve = correct_match | unknown
+    return {
+        "accuracy": float(np.mean(predictions == labels)),
+        "rank1": float(np.mean(nearest[known] == labels[known])) if known.any() else None,
+        "roc_auc": roc_auc(scores[curve], correct_match[curve]) if correct_match.any() and unknown.any() else None,
+    }
+
+
+def tune_threshold(results: list[ProbeResult]) -> tuple[float, float]:
+    """(threshold, accuracy there) maximising open-set accuracy over these probes."""
+    labels = np.array([r.label for r in results])
+    nearest = np.array([r.nearest for r in results])
+    scores = np.array([r.score for r in results])
+    correct_match = nearest == labels
+    decidable = correct_match | (labels == UNKNOWN)  # the others are wrong at any threshold
+    if not decidable.any():
+        raise InputError("cannot tune: no probe is a correct match or a person not enrolled")
+    threshold, accuracy = best_threshold(scores[decidable], correct_match[decidable])
+    # A midpoint just past a score of exactly 1 (an enrolled image as probe) stays a cosine.
+    return float(np.clip(threshold, -1.0, 1.0)), accuracy * decidable.sum() / len(results)
+
+
+def run_open_set(
+    gallery,  # noqa: ANN001 (facesearch.engine.Gallery; imported lazily by callers)
+    probes: str | Path,
+    labels: str | Path | None = None,
+    tune: bool = False,
+    model: str | Path | None = None,
+    batch_size: int = 64,
+    workers: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[dict[str, Any], list[ProbeResult]]:
+    """Benchmark the gallery on a probe folder; with ``tune`` the best threshold is stored."""
+    probes = Path(probes)
+    files = probe_files(probes)
+    label_of = read_labels(labels or find_labels(probes), files)
+    encoder = gallery.encoder(model)
+    vectors, positions, problems = embed_files(encoder, files, batch_size, workers)
+    if len(positions) == 0:
+        raise InputError(f"{probes}: no probe could be decoded")
+    answers = gallery.search(vectors, top_k=1)
+    results = [
+        ProbeResult(
+            id=files[pos].name,
+            label=label_of[files[pos]],
+            nearest=answer.matches[0].identity,
+            score=answer.matches[0].score,
+            prediction=answer.identity,
+        )
+        for pos, answer in zip(positions, answers)
+    ]
+    enrolled = {row["identity"] for row in gallery.identities()}
+    report: dict[str, Any] = {
+        "task": "open-set",
+        "probes": len(results),
+        "threshold": answers[0].threshold,
+        **open_set_figures(results, enrolled),
+        "failed": [{"path": str(p.path), "error": p.error} for p in problems],
+    }
+    if tune:
+        threshold, accuracy = tune_threshold(results)
+        gallery.set_threshold(threshold, source="tuned")
+        report["tuned_threshold"] = threshold
+        report["accuracy_at_tuned"] = accuracy
+    return report, results
+
+
+def write_probes_csv(path: str | Path, results: list[ProbeResult]) -> None:
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["id", "label", "nearest", "score", "prediction"])
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in results)
