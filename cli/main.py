@@ -255,7 +255,7 @@ def bench(
     pairs: Annotated[Optional[Path], typer.Option(help="Pairs file (LFW View 2) for the 1:1 task.")] = None,
     images: Annotated[Optional[Path], typer.Option(help="The pairs file's image folder.")] = None,
     report: Annotated[
-        Optional[Path], typer.Option(help="Also write probes.csv, the JSON and a Markdown summary here.")
+        Optional[Path], typer.Option(help="Also write probes.csv, the JSON, a Markdown summary and plots here.")
     ] = None,
     model: ModelOption = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
@@ -300,12 +300,13 @@ def _bench_pairs(
 
 
 def _write_report(folder: Path, result: dict[str, Any], results: list[Any]) -> None:
-    from facesearch.bench import write_probes_csv
+    from facesearch.bench import write_plots, write_probes_csv
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     if results:
         write_probes_csv(folder / "probes.csv", results)
+        write_plots(folder, results, result.get("tuned_threshold", result["threshold"]))
     lines = [f"# facesearch bench: {result['task']}", "", "| figure | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in result.items()
               if k not in ("task", "failed")]

@@ -178,3 +178,24 @@ def write_probes_csv(path: str | Path, results: list[ProbeResult]) -> None:
         writer = csv.DictWriter(handle, fieldnames=["id", "label", "nearest", "score", "prediction"])
         writer.writeheader()
         writer.writerows(asdict(r) for r in results)
+
+
+def write_plots(folder: str | Path, results: list[ProbeResult], threshold: float) -> list[str]:
+    """roc.png and similarities.png of the best-match scores (the curve ``roc_auc`` measures).
+    The nearest identity is always an enrolled one, so nearest == label is a correct match."""
+    from facesearch.plots import histogram_plot, roc_plot
+
+    labels = np.array([r.label for r in results])
+    nearest = np.array([r.nearest for r in results])
+    scores = np.array([r.score for r in results])
+    positive = nearest == labels
+    curve = positive | (labels == UNKNOWN)
+    if not (positive.any() and (labels == UNKNOWN).any()):
+        return []
+    folder = Path(folder)
+    roc_plot(folder / "roc.png", scores[curve], positive[curve], "open-set: correct matches vs not enrolled")
+    histogram_plot(
+        folder / "similarities.png", scores[curve], positive[curve],
+        ("correct match (enrolled)", "not enrolled (best match)"), threshold,
+    )
+    return ["roc.png", "similarities.png"]

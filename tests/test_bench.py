@@ -78,7 +78,8 @@ def test_tune_stores_the_best_threshold(probe_set: tuple[Path, Path], tmp_path: 
     assert after["accuracy"] == pytest.approx(tuned["accuracy_at_tuned"])
     rows = list(csv.DictReader((tmp_path / "report" / "probes.csv").open()))
     assert len(rows) == 13 and set(rows[0]) == {"id", "label", "nearest", "score", "prediction"}
-    assert (tmp_path / "report" / "summary.md").exists()
+    for name in ("summary.md", "result.json", "roc.png", "similarities.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
 
 
 def test_label_column_only_in_file_name_order(probe_set: tuple[Path, Path], tmp_path: Path) -> None:
