@@ -97,11 +97,18 @@ def embed_files(encoder, files: list[Path], batch_size: int = 64, workers: int |
     return (np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)), positions, problems
 
 
+def _columns(results: list[ProbeResult]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, nearest identities, best-match scores) as arrays."""
+    return (
+        np.array([r.label for r in results]),
+        np.array([r.nearest for r in results]),
+        np.array([r.score for r in results], dtype=np.float64),
+    )
+
+
 def open_set_figures(results: list[ProbeResult], enrolled: set[str]) -> dict[str, Any]:
     """accuracy, rank1 and roc_auc of probe results (see the module docstring)."""
-    labels = np.array([r.label for r in results])
-    nearest = np.array([r.nearest for r in results])
-    scores = np.array([r.score for r in results])
+    labels, nearest, scores = _columns(results)
     predictions = np.array([r.prediction for r in results])
     known = np.array([label in enrolled for label in labels])
     unknown = labels == UNKNOWN
@@ -116,9 +123,7 @@ def open_set_figures(results: list[ProbeResult], enrolled: set[str]) -> dict[str
 
 def tune_threshold(results: list[ProbeResult]) -> tuple[float, float]:
     """(threshold, accuracy there) maximising open-set accuracy over these probes."""
-    labels = np.array([r.label for r in results])
-    nearest = np.array([r.nearest for r in results])
-    scores = np.array([r.score for r in results])
+    labels, nearest, scores = _columns(results)
     correct_match = nearest == labels
     decidable = correct_match | (labels == UNKNOWN)  # the others are wrong at any threshold
     if not decidable.any():
@@ -185,9 +190,7 @@ def write_plots(folder: str | Path, results: list[ProbeResult], threshold: float
     The nearest identity is always an enrolled one, so nearest == label is a correct match."""
     from facesearch.plots import histogram_plot, roc_plot
 
-    labels = np.array([r.label for r in results])
-    nearest = np.array([r.nearest for r in results])
-    scores = np.array([r.score for r in results])
+    labels, nearest, scores = _columns(results)
     positive = nearest == labels
     curve = positive | (labels == UNKNOWN)
     if not (positive.any() and (labels == UNKNOWN).any()):
