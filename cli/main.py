@@ -257,6 +257,10 @@ def bench(
     report: Annotated[
         Optional[Path], typer.Option(help="Also write probes.csv, the JSON, a Markdown summary and plots here.")
     ] = None,
+    submission: Annotated[
+        Optional[Path],
+        typer.Option(help="Write the id,label answers for unlabelled PROBES (HW2P2 unknown_test/) instead."),
+    ] = None,
     model: ModelOption = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     workers: Annotated[Optional[int], typer.Option(min=0)] = None,
@@ -274,10 +278,13 @@ def bench(
         if pairs is not None:
             result = _bench_pairs(pairs, images, model, home, device, batch_size, workers)  # type: ignore[arg-type]
         else:
-            from facesearch.bench import run_open_set
+            from facesearch.bench import run_open_set, write_submission
 
             with open_gallery(home, device) as gallery:
-                result, results = run_open_set(gallery, probes, labels, tune, model, batch_size, workers)
+                if submission is not None:
+                    result = write_submission(gallery, probes, submission, model, batch_size, workers)
+                else:
+                    result, results = run_open_set(gallery, probes, labels, tune, model, batch_size, workers)
         if report is not None:
             _write_report(report, result, results)
         emit(as_json, result, _print_bench)

@@ -10,12 +10,13 @@ similarity, then ``n000000`` when the similarity is below the threshold. Figures
   enrolled people whose nearest identity is wrong are wrong at every threshold, so they are
   left out of the curve (they still count in ``accuracy``);
 * with ``tune``: the threshold maximising ``accuracy`` on these probes.
+
+A probe that cannot be decoded is listed in ``failed`` and left out of the figures.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import numpy as np
 from facesearch import UNKNOWN
 from facesearch.datasets import face_loader
 from facesearch.errors import InputError
+from facesearch.fileio import atomic_write
 from facesearch.imaging import is_candidate
 from facesearch.layouts import Problem
 from facesearch.metrics import best_threshold, roc_auc
@@ -133,6 +135,21 @@ def tune_threshold(results: list[ProbeResult]) -> tuple[float, float]:
     return float(np.clip(threshold, -1.0, 1.0)), accuracy * decidable.sum() / len(results)
 
 
+def answer_probes(
+    gallery, files: list[Path], model: str | Path | None = None, batch_size: int = 64,  # noqa: ANN001
+    workers: int | None = None,
+) -> tuple[dict[Path, Any], list[Problem]]:
+    """Each decodable probe's answer (a QueryResult with its best match), as a query gives it."""
+    encoder = gallery.encoder(model)
+    vectors, positions, problems = embed_files(encoder, files, batch_size, workers)
+    answers = gallery.search(vectors, top_k=1) if positions else []
+    return {files[pos]: answer for pos, answer in zip(positions, answers)}, problems
+
+
+def _failed(problems: list[Problem]) -> list[dict[str, str]]:
+    return [{"path": str(p.path), "error": p.error} for p in problems]
+
+
 def run_open_set(
     gallery,  # noqa: ANN001 (facesearch.engine.Gallery; imported lazily by callers)
     probes: str | Path,
@@ -141,34 +158,25 @@ def run_open_set(
     model: str | Path | None = None,
     batch_size: int = 64,
     workers: int | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[dict[str, Any], list[ProbeResult]]:
     """Benchmark the gallery on a probe folder; with ``tune`` the best threshold is stored."""
     probes = Path(probes)
     files = probe_files(probes)
     label_of = read_labels(labels or find_labels(probes), files)
-    encoder = gallery.encoder(model)
-    vectors, positions, problems = embed_files(encoder, files, batch_size, workers)
-    if len(positions) == 0:
+    answers, problems = answer_probes(gallery, files, model, batch_size, workers)
+    if not answers:
         raise InputError(f"{probes}: no probe could be decoded")
-    answers = gallery.search(vectors, top_k=1)
     results = [
-        ProbeResult(
-            id=files[pos].name,
-            label=label_of[files[pos]],
-            nearest=answer.matches[0].identity,
-            score=answer.matches[0].score,
-            prediction=answer.identity,
-        )
-        for pos, answer in zip(positions, answers)
+        ProbeResult(file.name, label_of[file], a.matches[0].identity, a.matches[0].score, a.identity)
+        for file, a in answers.items()
     ]
     enrolled = {row["identity"] for row in gallery.identities()}
     report: dict[str, Any] = {
         "task": "open-set",
         "probes": len(results),
-        "threshold": answers[0].threshold,
+        "threshold": gallery.threshold,
         **open_set_figures(results, enrolled),
-        "failed": [{"path": str(p.path), "error": p.error} for p in problems],
+        "failed": _failed(problems),
     }
     if tune:
         threshold, accuracy = tune_threshold(results)
@@ -176,6 +184,30 @@ def run_open_set(
         report["tuned_threshold"] = threshold
         report["accuracy_at_tuned"] = accuracy
     return report, results
+
+
+def write_submission(
+    gallery, probes: str | Path, out: str | Path, model: str | Path | None = None,  # noqa: ANN001
+    batch_size: int = 64, workers: int | None = None,
+) -> dict[str, Any]:
+    """HW2P2 submission: ``id,label`` with every probe's answer at the gallery's threshold.
+    A probe that cannot be decoded is answered n000000 (and listed in ``failed``), so the
+    file always has one row per probe."""
+    files = probe_files(probes)
+    answers, problems = answer_probes(gallery, files, model, batch_size, workers)
+    with atomic_write(out) as handle:
+        text = "id,label\n" + "".join(
+            f"{file.name},{answers[file].identity if file in answers else UNKNOWN}\n" for file in files
+        )
+        handle.write(text.encode())
+    return {
+        "task": "submission",
+        "probes": len(files),
+        "submission": str(out),
+        "threshold": gallery.threshold,
+        "unknown": sum(1 for f in files if f not in answers or answers[f].identity == UNKNOWN),
+        "failed": _failed(problems),
+    }
 
 
 def write_probes_csv(path: str | Path, results: list[ProbeResult]) -> None:

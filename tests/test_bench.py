@@ -112,3 +112,16 @@ def test_pairs_bench_follows_the_contract(tmp_path: Path, home: Path) -> None:
     assert result["task"] == "pairs" and result["pairs"] == 16
     assert set(result) >= {"roc_auc", "accuracy", "accuracy_std", "tar_at_far"}
     assert set(result["tar_at_far"]) == {"0.01", "0.001"}
+
+
+def test_submission_has_one_row_per_probe(probe_set: tuple[Path, Path], tmp_path: Path) -> None:
+    probes, _ = probe_set
+    (probes / "000099.jpg").write_bytes(b"not an image")
+    out = tmp_path / "submission.csv"
+    result = cli_json("bench", probes, "--submission", out)
+    rows = list(csv.DictReader(out.open()))
+    assert result["task"] == "submission" and result["probes"] == len(rows) == 14
+    assert [r["id"] for r in rows] == sorted(p.name for p in probes.iterdir())
+    assert rows[-1]["label"] == UNKNOWN and result["failed"][0]["path"].endswith("000099.jpg")
+    for row in rows[:-1]:
+        assert row["label"] == cli_json("query", probes / row["id"])["identity"]
