@@ -453,12 +453,25 @@ def synth(
             min=1, help="Write an LFW-style pairs set instead: images/ + pairs.txt, 10 folds of N pairs of each kind."
         ),
     ] = None,
+    probes: Annotated[
+        Optional[int],
+        typer.Option(
+            min=0,
+            help="Write an HW2P2-style probe set instead (unknown_dev/ + verification_dev.csv); "
+            "people after the first N are labelled n000000.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Write synthetic faces (deterministic) for demos and tests."""
-    from facesearch.synthetic import write_dataset, write_pairs
+    from facesearch.synthetic import write_dataset, write_pairs, write_probes
 
-    if pairs:
+    if pairs and probes is not None:
+        raise typer.BadParameter("--pairs and --probes are different layouts; choose one", param_hint="--probes")
+    if probes is not None:
+        write_probes(folder, identities, probes, images, size, seed, first_identity, first_image)
+        count = identities * images
+    elif pairs:
         write_pairs(folder, identities, images, 10, pairs, size, seed, first_identity)
         count = identities * images
     else:

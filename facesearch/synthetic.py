@@ -224,3 +224,32 @@ def write_pairs(
     pairs = root / "pairs.txt"
     pairs.write_text("\n".join(lines) + "\n")
     return pairs
+
+
+def write_probes(
+    root: str | Path,
+    identities: int,
+    enrolled: int,
+    images_per_identity: int = 1,
+    size: int = 112,
+    seed: int = 0,
+    first_identity: int = 0,
+    first_sample: int = 0,
+) -> Path:
+    """An HW2P2-style probe set: ``root/unknown_dev/<nnnnnn>.jpg`` and
+    ``root/verification_dev.csv`` (``id,label``). The first ``enrolled`` people keep their
+    names; the others are labelled n000000 (people the gallery does not know). Returns the
+    probe folder."""
+    from facesearch import UNKNOWN
+
+    folder = Path(root) / "unknown_dev"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["id,label"]
+    for k, ident in enumerate(range(first_identity, first_identity + identities)):
+        label = identity_name(ident) if k < enrolled else UNKNOWN
+        for sample in range(first_sample, first_sample + images_per_identity):
+            name = f"{len(rows) - 1:06d}.jpg"
+            make_face(ident, sample, size, seed).save(folder / name, quality=92)
+            rows.append(f"{name},{label}")
+    (Path(root) / "verification_dev.csv").write_text("\n".join(rows) + "\n")
+    return folder

@@ -130,3 +130,13 @@ def test_enroll_reembed(home: Path, faces_dir: Path, tmp_path: Path) -> None:
     out = cli_json("enroll", faces_dir, "--model", other, "--reembed")
     assert (out["reembedded"], out["skipped"], out["faces"]) == (24, 24, 24)
     assert cli("enroll", faces_dir, "--reembed").exit_code == 2
+
+
+def test_synth_probe_and_pairs_layouts(tmp_path: Path) -> None:
+    out = cli_json("synth", tmp_path / "p", "--identities", 3, "--images", 2, "--probes", 2)
+    rows = (tmp_path / "p" / "verification_dev.csv").read_text().split()
+    assert out["images"] == 6 and len(list((tmp_path / "p" / "unknown_dev").glob("*.jpg"))) == 6
+    assert rows[0] == "id,label" and rows[1] == "000000.jpg,person_0000" and rows[-1] == "000005.jpg,n000000"
+    cli_json("synth", tmp_path / "l", "--identities", 3, "--images", 2, "--pairs", 2)
+    assert (tmp_path / "l" / "pairs.txt").read_text().startswith("10\t2\n")
+    assert cli("synth", tmp_path / "x", "--pairs", 2, "--probes", 1).exit_code == 2
