@@ -276,7 +276,10 @@ def bench(
     with failures(as_json):
         results: list[Any] = []
         if pairs is not None:
-            result = _bench_pairs(pairs, images, model, home, device, batch_size, workers)  # type: ignore[arg-type]
+            from facesearch.bench import run_pairs
+
+            encoder = _pairs_encoder(model, home, device)
+            result = run_pairs(encoder, pairs, images, batch_size, workers, plots=report)  # type: ignore[arg-type]
         else:
             from facesearch.bench import run_open_set, write_submission
 
@@ -290,20 +293,14 @@ def bench(
         emit(as_json, result, _print_bench)
 
 
-def _bench_pairs(
-    pairs: Path, images: Path, model: Path | None, home: Path | None, device: str, batch_size: int,
-    workers: int | None,
-) -> dict[str, Any]:
+def _pairs_encoder(model: Path | None, home: Path | None, device: str) -> Any:
+    """``--model``, or else the gallery's own encoder."""
     from facesearch.models import load_encoder
-    from facesearch.verification import evaluate_pairs, read_pairs
 
-    parsed = read_pairs(pairs, images)
     if model is not None:
-        encoder, _ = load_encoder(model, None if device == "auto" else device)
-    else:
-        with open_gallery(home, device) as gallery:
-            encoder = gallery.encoder()
-    return {"task": "pairs", **evaluate_pairs(encoder, parsed, batch_size, workers)}
+        return load_encoder(model, None if device == "auto" else device)[0]
+    with open_gallery(home, device) as gallery:
+        return gallery.encoder()
 
 
 def _write_report(folder: Path, result: dict[str, Any], results: list[Any]) -> None:

@@ -234,3 +234,23 @@ def write_plots(folder: str | Path, results: list[ProbeResult], threshold: float
         ("correct match (enrolled)", "not enrolled (best match)"), threshold,
     )
     return ["roc.png", "similarities.png"]
+
+
+def run_pairs(
+    encoder, pairs_file: str | Path, images: str | Path, batch_size: int = 64,  # noqa: ANN001
+    workers: int | None = None, plots: str | Path | None = None,
+) -> dict[str, Any]:
+    """1:1 verification on an LFW pairs file; ``plots``: a folder for roc.png and
+    similarities.png (same-person against different-person pairs)."""
+    from facesearch.metrics import verification_report
+    from facesearch.verification import pair_scores, read_pairs
+
+    pairs = read_pairs(pairs_file, images)
+    scores = pair_scores(encoder, pairs, batch_size, workers)
+    if plots is not None:
+        from facesearch.plots import histogram_plot, roc_plot
+
+        Path(plots).mkdir(parents=True, exist_ok=True)
+        roc_plot(Path(plots) / "roc.png", scores, pairs.same, "pairs: same person vs different people")
+        histogram_plot(Path(plots) / "similarities.png", scores, pairs.same, ("same person", "different people"))
+    return {"task": "pairs", **verification_report(scores, pairs.same, pairs.folds)}

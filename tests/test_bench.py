@@ -108,7 +108,11 @@ def test_pairs_bench_follows_the_contract(tmp_path: Path, home: Path) -> None:
     pairs = write_pairs(tmp_path / "lfw", identities=6, images_per_identity=3, folds=2, per_fold=4)
     model = tmp_path / "m.pt"
     save_encoder(build_encoder(), model)
-    result = cli_json("bench", "--pairs", pairs, "--images", tmp_path / "lfw" / "images", "--model", model)
+    result = cli_json(
+        "bench", "--pairs", pairs, "--images", tmp_path / "lfw" / "images", "--model", model, "--report", tmp_path / "r"
+    )
+    for name in ("result.json", "summary.md", "roc.png", "similarities.png"):
+        assert (tmp_path / "r" / name).stat().st_size > 0
     assert result["task"] == "pairs" and result["pairs"] == 16
     assert set(result) >= {"roc_auc", "accuracy", "accuracy_std", "tar_at_far"}
     assert set(result["tar_at_far"]) == {"0.01", "0.001"}
