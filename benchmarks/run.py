@@ -107,6 +107,75 @@ def bench_query(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def clustered_vectors(count: int, dim: int, per_identity: int, rng) -> tuple:  # noqa: ANN001
+    """Gallery-like unit vectors: ``per_identity`` noisy photos around each person's centre
+    (random vectors have no neighbourhood structure and would understate approximate search),
+    plus one more unseen photo per person as queries."""
+    import numpy as np
+
+    people = max(1, count // per_identity)
+    centres = rng.standard_normal((people, dim)).astype(np.float32)
+
+    def photos(n: int) -> "np.ndarray":
+        owners = np.arange(n) % people
+        x = centres[owners] + 0.9 * rng.standard_normal((n, dim)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    return photos(count), photos(people)
+
+
+def _best_of(fn: Callable[[], Any], repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+@stage("search")
+def bench_search(args: argparse.Namespace) -> dict[str, Any]:
+    """Index search at growing gallery sizes: FAISS exact (IndexFlatIP) against a numpy
+    brute-force baseline (one matrix product + argmax, the same arithmetic), and an IVF
+    index (nlist = 4 sqrt(N), nprobe 16) with its recall@1 against exact search."""
+    import faiss
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    figures: dict[str, Any] = {"dim": 512, "queries": args.search_queries}
+    for size in [int(s) for s in args.sizes.split(",")]:
+        gallery, queries = clustered_vectors(size, 512, 4, rng)
+        queries = queries[: args.search_queries]
+        flat = faiss.IndexFlatIP(512)
+        flat.add(gallery)
+        _, exact = flat.search(queries, 1)
+        faiss_s = _best_of(lambda: flat.search(queries, 1))
+        numpy_s = _best_of(lambda: np.argmax(queries @ gallery.T, axis=1))
+        assert (np.argmax(queries @ gallery.T, axis=1) == exact[:, 0]).mean() > 0.99
+        nlist = int(4 * np.sqrt(size))
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(512), 512, nlist, faiss.METRIC_INNER_PRODUCT)
+        start = time.perf_counter()
+        ivf.train(gallery[rng.choice(size, min(size, 40 * nlist), replace=False)])
+        ivf.add(gallery)
+        build_s = time.perf_counter() - start
+        ivf.nprobe = 16
+        _, approx = ivf.search(queries, 1)
+        ivf_s = _best_of(lambda: ivf.search(queries, 1))
+        figures[str(size)] = {
+            "faiss_flat_ms_per_query": 1000 * faiss_s / len(queries),
+            "numpy_ms_per_query": 1000 * numpy_s / len(queries),
+            "numpy_over_faiss": numpy_s / faiss_s,
+            "ivf_ms_per_query": 1000 * ivf_s / len(queries),
+            "ivf_speedup_over_flat": faiss_s / ivf_s,
+            "ivf_recall_at_1": float(np.mean(approx[:, 0] == exact[:, 0])),
+            "ivf_build_s": build_s,
+            "ivf_nlist": nlist,
+        }
+        print(f"  {size}: {figures[str(size)]}", file=sys.stderr)
+        del gallery, flat, ivf
+    return figures
+
+
 def _wall(command: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True, capture_output=True)
@@ -132,7 +201,9 @@ def markdown(results: dict[str, Any]) -> str:
     for name, figures in results["stages"].items():
         for key, value in figures.items():
             if isinstance(value, dict):
-                value = ", ".join(f"{k} {v}" for k, v in value.items())
+                value = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+            elif isinstance(value, float):
+                value = f"{value:.4g}"
             lines.append(f"| {name} | {key} | {value} |")
     return "\n".join(lines) + "\n"
 
@@ -143,12 +214,17 @@ def main() -> None:
     parser.add_argument("--data", help="gallery folder [default: cfp-dev known/, else synthetic]")
     parser.add_argument("--queries", type=int, default=100, help="warm queries to time")
     parser.add_argument("--cold-runs", type=int, default=5, help="cold query processes to time")
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="gallery sizes for the search stage")
+    parser.add_argument("--search-queries", type=int, default=200, help="queries per size in the search stage")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
-    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "stages": {}}
+    previous = Path(args.out) / "speed.json"
+    # Stages not run this time keep their last figures (each stage records its own date).
+    stages = json.loads(previous.read_text())["stages"] if previous.exists() else {}
+    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "stages": stages}
     for name in args.stages.split(","):
         print(f"running {name} ...", file=sys.stderr)
-        results["stages"][name] = STAGES[name](args)
+        results["stages"][name] = {"date": time.strftime("%Y-%m-%d %H:%M"), **STAGES[name](args)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed.json").write_text(json.dumps(results, indent=2) + "\n")
