@@ -172,7 +172,6 @@ def bench_search(args: argparse.Namespace) -> dict[str, Any]:
             "ivf_nlist": nlist,
         }
         print(f"  {size}: {figures[str(size)]}", file=sys.stderr)
-        del gallery, flat, ivf
     return figures
 
 
