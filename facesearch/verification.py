@@ -33,6 +33,10 @@ class Pairs:
     def __len__(self) -> int:
         return len(self.same)
 
+    def scores(self, vectors: np.ndarray) -> np.ndarray:
+        """Cosine similarity of each pair, given the L2-normalised embedding of every image."""
+        return np.einsum("ij,ij->i", vectors[self.left], vectors[self.right])
+
 
 def _image_path(root: Path, name: str, number: str, where: str) -> Path:
     try:
@@ -106,7 +110,7 @@ def pair_scores(
         done += len(batch.positions)
         if progress:
             progress(done, len(pairs.images))
-    return np.einsum("ij,ij->i", vectors[pairs.left], vectors[pairs.right])
+    return pairs.scores(vectors)
 
 
 def evaluate_pairs(

@@ -193,3 +193,13 @@ def test_fiw_subset_each_phase_lowers_its_loss(tmp_path: Path) -> None:
     history = train(config).history
     assert history[1].train_loss < history[0].train_loss
     assert history[3].train_loss < history[2].train_loss
+
+
+def test_an_undecodable_pairs_image_is_refused(people: Path, tmp_path: Path) -> None:
+    pairs = write_pairs(tmp_path / "unseen", 6, images_per_identity=3, folds=2, per_fold=4, first_identity=50)
+    images = tmp_path / "unseen" / "images"
+    broken = sorted(images.glob("*/*.jpg"))[0]
+    broken.write_bytes(b"not a jpeg")
+    config = small_config(people, tmp_path / "m.pt", val_pairs=str(pairs), val_images=str(images))
+    with pytest.raises(InputError, match="could not be decoded"):
+        train(config)

@@ -80,8 +80,9 @@ class Encoder(nn.Module):
         return next(self.parameters()).device
 
     @torch.inference_mode()
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, 3, S, S) face crops -> L2-normalised float32 (N, D) embeddings on CPU."""
+    def embed(self, images: torch.Tensor, unit: bool = True) -> torch.Tensor:
+        """uint8 (N, 3, S, S) face crops -> L2-normalised float32 (N, D) embeddings on CPU
+        (``unit=False``: the raw head output, which a phase-1 classifier with a bias needs)."""
         if self.training:
             self.eval()
         device = self.device
@@ -91,7 +92,7 @@ class Encoder(nn.Module):
         )
         with autocast(device):
             out = self(x)
-        return F.normalize(out.float(), dim=1).cpu()
+        return (F.normalize(out.float(), dim=1) if unit else out.float()).cpu()
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

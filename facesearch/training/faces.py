@@ -76,7 +76,7 @@ class FaceSet:
                 keep[batch.positions] = True
         label_tensor = torch.tensor(list(labels) if labels is not None else [-1] * len(paths), dtype=torch.long)
         kept = [p for p, k in zip(paths, keep.tolist()) if k]
-        return cls(kept, label_tensor[keep], images[keep].clone() if not keep.all() else images)
+        return cls(kept, label_tensor[keep], images if keep.all() else images[keep])
 
 
 @dataclass

@@ -27,7 +27,6 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
@@ -35,7 +34,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from facesearch.devices import autocast, resolve_device
 from facesearch.errors import InputError
 from facesearch.metrics import verification_report
-from facesearch.models.encoder import Encoder, normalize, save_encoder
+from facesearch.models.encoder import Encoder, save_encoder
 from facesearch.models.margins import MarginHead, SoftmaxHead
 from facesearch.training.batchnorm import calibration_images, recalibrate_batchnorm
 from facesearch.training.checkpoint import (
@@ -81,7 +80,11 @@ class Trainer:
         self.pair_images: torch.Tensor | None = None
         if config.val_pairs:
             self.pairs = read_pairs(config.val_pairs, config.val_images)  # type: ignore[arg-type]
-            self.pair_images = FaceSet.decode(self.pairs.images, config.workers).images
+            decoded = FaceSet.decode(self.pairs.images, config.workers)
+            if len(decoded) != len(self.pairs.images):  # pairs index images by position
+                missing = sorted(set(self.pairs.images) - set(decoded.paths))
+                raise InputError(f"{missing[0]}: a pairs image could not be decoded (see the warning above)")
+            self.pair_images = decoded.images
         self.calibration = calibration_images(self.data.train, config.seed, config.workers)
         self.encoder = Encoder(config.encoder_config()).to(self.device, memory_format=torch.channels_last)
         self.head: nn.Module = SoftmaxHead(config.embedding_dim, len(self.data.names), config.label_smoothing)
@@ -89,6 +92,7 @@ class Trainer:
         self.epoch = 0
         self.history: list[EpochRecord] = []
         self.best: dict[str, Any] = {"value": -math.inf, "epoch": 0, "encoder": None, "validation": {}}
+        self._wrote_best = False  # by this invocation, to --out
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
         self._start_phase()
 
@@ -196,20 +200,13 @@ class Trainer:
 
     # --- validation -------------------------------------------------------------------
 
-    @torch.inference_mode()
     def _embed(self, images: torch.Tensor, raw: bool = False, batch_size: int = 256) -> torch.Tensor:
-        """Embeddings of uint8 crops in eval mode: L2-normalised (what the gallery stores), or
-        ``raw`` (what the phase-1 classifier was trained on: it has a bias, so scale matters)."""
-        self.encoder.eval()
-        chunks = []
-        for i in range(0, len(images), batch_size):
-            if raw:
-                x = normalize(images[i : i + batch_size].to(self.device)).contiguous(memory_format=torch.channels_last)
-                with autocast(self.device):
-                    chunks.append(self.encoder(x).float())
-            else:
-                chunks.append(self.encoder.embed(images[i : i + batch_size]).to(self.device))
-        return torch.cat(chunks)
+        """Eval-mode embeddings of uint8 crops, on the training device: L2-normalised (what the
+        gallery stores) or ``raw`` (what the phase-1 classifier was trained on)."""
+        chunks = [
+            self.encoder.embed(images[i : i + batch_size], unit=not raw) for i in range(0, len(images), batch_size)
+        ]
+        return torch.cat(chunks).to(self.device)
 
     def validate(self, record: EpochRecord) -> None:
         """Held-out accuracy (training people) and pairs figures (unseen people)."""
@@ -222,8 +219,7 @@ class Trainer:
             record.heldout_accuracy = float((predicted == self.data.heldout.labels).float().mean())
         if self.pairs is not None and self.pair_images is not None:
             vectors = self._embed(self.pair_images).cpu().numpy()
-            scores = np.einsum("ij,ij->i", vectors[self.pairs.left], vectors[self.pairs.right])
-            figures = verification_report(scores, self.pairs.same, self.pairs.folds)
+            figures = verification_report(self.pairs.scores(vectors), self.pairs.same, self.pairs.folds)
             record.roc_auc = figures["roc_auc"]  # type: ignore[assignment]
             record.pairs_accuracy = figures["accuracy"]  # type: ignore[assignment]
             record.pairs_accuracy_std = figures["accuracy_std"]  # type: ignore[assignment]
@@ -247,6 +243,7 @@ class Trainer:
             k: v for k, v in asdict(record).items()
             if k in ("heldout_accuracy", "roc_auc", "pairs_accuracy", "pairs_accuracy_std") and v is not None
         }
+        self._wrote_best = True
         self.best = {
             "value": self._score(record),
             "epoch": record.epoch,
@@ -288,11 +285,11 @@ class Trainer:
         }
 
     def save(self) -> None:
-        run = self.config.run_path
-        save_checkpoint(run / "checkpoint.pt", self.state())
+        run, state = self.config.run_path, self.state()
+        save_checkpoint(run / "checkpoint.pt", state)
         if self.epoch == self.config.epochs and self.config.epochs > 0:
             # The end of phase 1: kept so other phase-2 losses can start from the same point.
-            save_checkpoint(run / "phase1.pt", self.state())
+            save_checkpoint(run / "phase1.pt", state)
         self._write_log()
 
     def _write_log(self) -> None:
@@ -354,8 +351,8 @@ class Trainer:
             self.save()
             if self.on_epoch:
                 self.on_epoch(record)
-        if self.best["encoder"] is not None:
-            self._write_model()  # also when a resumed run never beat the checkpoint's best
+        if self.best["encoder"] is not None and not self._wrote_best:
+            self._write_model()  # a resumed run that never beat the checkpoint's best
         return self.report()
 
     def report(self) -> TrainReport:
