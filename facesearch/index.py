@@ -26,6 +26,15 @@ from facesearch.store import GalleryState
 log = logging.getLogger(__name__)
 
 MAGIC = b"FSINDEX1"
+
+# Exact search answers a batch of at least this many queries with one BLAS matrix product,
+# smaller batches with SIMD dot products. faiss-cpu 1.15 wheels ship 128000, which sends every
+# realistic batch down the slow path: measured 10x slower than numpy's matmul on 2 cores
+# (benchmarks/results/speed.md). FAISS's long-standing value is 20. A lower value set by the
+# caller is left alone.
+BLAS_THRESHOLD = 20
+if faiss.cvar.distance_compute_blas_threshold > BLAS_THRESHOLD:
+    faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
 _HEADER = struct.Struct("<8sI")  # magic, header length
 
 
@@ -98,10 +107,16 @@ class FaceIndex:
         return removed
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), best first; ids are -1 where fewer than k vectors exist."""
+        """(scores, ids), best first; ids are -1 where fewer than k vectors exist.
+
+        Scores are cosines clipped to [-1, 1]: float32 rounding puts an image's similarity to
+        itself anywhere in 1 +- 5e-7, and which path (BLAS or SIMD, set by the batch size)
+        computed it moves the last bits, so never rely on a score landing exactly on 1.0.
+        """
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         k = max(1, min(k, max(self.ntotal, 1)))
-        return self._searcher().search(queries, k)
+        scores, ids = self._searcher().search(queries, k)
+        return np.clip(scores, -1.0, 1.0, out=scores), ids
 
     def _searcher(self) -> faiss.Index:
         if not self.use_gpu or self.ntotal == 0:

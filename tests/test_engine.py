@@ -63,12 +63,17 @@ def test_top_k_larger_than_the_gallery(gallery: Gallery, faces_dir: Path) -> Non
 
 def test_threshold_turns_weak_matches_into_unknown(gallery: Gallery, faces_dir: Path) -> None:
     path = faces_dir / "person_0001" / "0000.jpg"
-    gallery.set_threshold(1.0)
-    assert gallery.query(path).identity == "person_0001"  # exact image: 1.0 >= 1.0
+    gallery.set_threshold(0.9999)
+    exact = gallery.query(path)  # an enrolled image: cosine 1 up to float32 rounding
+    assert exact.identity == "person_0001" and 1 - 1e-5 < exact.score <= 1.0
     probe = faces_dir.parent / "probe.png"
     badfiles.png_named_jpg(probe)  # an image not in the gallery
-    result = gallery.query(probe)
-    assert result.identity == UNKNOWN and result.score < 1.0 and result.matches
+    weak = gallery.query(probe)
+    assert weak.identity == UNKNOWN and weak.score < 0.9999 and weak.matches
+    gallery.set_threshold(weak.score)  # inclusive: a score equal to the threshold matches
+    assert gallery.query(probe).identity == weak.matches[0].identity
+    gallery.set_threshold(float(np.nextafter(weak.score, 2.0)))
+    assert gallery.query(probe).identity == UNKNOWN
     with pytest.raises(InputError):
         gallery.set_threshold(1.5)
 
