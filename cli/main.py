@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -42,6 +43,14 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 DeviceOption = Annotated[
     str, typer.Option("--device", help="Where the encoder runs: auto, cpu or cuda.")
 ]
+class IndexKind(str, Enum):
+    """facesearch.index.KINDS, spelled out so that --help needs no faiss import."""
+
+    flat = "flat"
+    ivf = "ivf"
+    hnsw = "hnsw"
+
+
 ModelOption = Annotated[
     Optional[Path],
     typer.Option("--model", help="Model file (from `facesearch train`).", show_default=False),
@@ -127,6 +136,15 @@ def enroll(
         typer.Option(help="First re-embed the whole gallery with --model (another encoder)."),
     ] = False,
     strict: Annotated[bool, typer.Option(help="Exit 1 if any file failed.")] = False,
+    index_kind: Annotated[
+        Optional[IndexKind],
+        typer.Option(
+            "--index",
+            help="Search index: flat (exact), ivf or hnsw (approximate, for large galleries); "
+            "kept for later enrolls [default: the gallery's, flat when new].",
+            show_default=False,
+        ),
+    ] = None,
     device: DeviceOption = "auto",
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -136,6 +154,8 @@ def enroll(
         if reembed and model is None:
             raise typer.BadParameter("--reembed needs --model", param_hint="--reembed")
         with open_gallery(home, device) as gallery, progress_bars() as progress:
+            if index_kind is not None:
+                gallery.set_index(index_kind.value)
             reembedded = gallery.reembed(model, batch_size, workers, progress) if reembed else 0
             report = gallery.enroll(
                 folder, model, batch_size, workers, commit_every, progress=progress
@@ -225,6 +245,35 @@ def threshold(
                 gallery.set_threshold(value)
             result = {"threshold": gallery.threshold}
         emit(as_json, result, lambda r: typer.echo(f"{r['threshold']:.4f}"))
+
+
+@app.command("index")
+def index_settings(
+    kind: Annotated[
+        Optional[IndexKind], typer.Argument(help="New index kind; omit to show.", show_default=False)
+    ] = None,
+    nprobe: Annotated[
+        Optional[int], typer.Option(min=1, help="IVF: cells searched per query (recall vs speed).")
+    ] = None,
+    ef_search: Annotated[
+        Optional[int], typer.Option(min=1, help="HNSW: search beam width (recall vs speed).")
+    ] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show, or choose, the gallery's search index; a new kind is built at once."""
+    with failures(as_json):
+        with open_gallery(home) as gallery:
+            params = {k: v for k, v in {"nprobe": nprobe, "ef_search": ef_search}.items() if v is not None}
+            if kind is not None or params:
+                gallery.set_index(kind.value if kind else gallery.index_spec.kind, **params)
+            result = {"index": gallery.info()["index"]}
+
+        def human(r: dict[str, Any]) -> None:
+            params = ", ".join(f"{k}={v}" for k, v in r["index"]["params"].items())
+            typer.echo(f"{r['index']['kind']}" + (f" ({params})" if params else ""))
+
+        emit(as_json, result, human)
 
 
 @app.command()

@@ -34,7 +34,16 @@ from facesearch.errors import GalleryError, ImageError, InputError, ModelError
 from facesearch.fileio import atomic_write
 from facesearch.home import Home
 from facesearch.imaging import content_hash, load_face, read_bytes
-from facesearch.index import FaceIndex, IndexFileError, IndexStamp, gpu_available, read_stamp
+from facesearch.index import (
+    FaceIndex,
+    IndexFileError,
+    IndexSpec,
+    IndexStamp,
+    gpu_available,
+    ivf_cells,
+    read_stamp,
+    training_size,
+)
 from facesearch.layouts import LabelledImage, Problem, gallery_images
 from facesearch.locking import GalleryLock
 from facesearch.migrations.runner import current_revision
@@ -46,7 +55,7 @@ from facesearch.models import (
     load_encoder,
     save_encoder,
 )
-from facesearch.store import NewFace, Store
+from facesearch.store import GalleryState, NewFace, Store
 
 log = logging.getLogger(__name__)
 
@@ -374,9 +383,11 @@ class Gallery:
                 ids, kept, revision = self.store.add_faces(faces)
             if ids:
                 with report.timed("index"):
-                    vectors = np.stack([f.embedding for f in kept])
-                    index.add(np.asarray(ids, dtype=np.int64), vectors)
-                index.stamp = replace(index.stamp, revision=revision)
+                    if index.outgrown(index.ntotal + len(ids)):  # IVF: refit its cells to the new size
+                        self._index = self._reconcile(self._new_index(self.store.state(), index.spec))
+                    else:
+                        index.add(np.asarray(ids, dtype=np.int64), np.stack([f.embedding for f in kept]))
+                        index.stamp = replace(index.stamp, revision=revision)
                 self._index_dirty = True
         report.enrolled += len(ids)
         report.skipped += len(faces) - len(ids)
@@ -388,18 +399,39 @@ class Gallery:
         state = self.store.state()
         if state.dim is None:
             raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
+        spec = self.index_spec
         index = self._index
         from_disk = index is None
         if from_disk:
             index = self._read_index_file()
-        if index is None or not index.stamp.same_gallery(state) or index.dim != state.dim:
-            index = FaceIndex(state.dim, IndexStamp.of(state, state.dim), self.gpu_index)
-            index.stamp = replace(index.stamp, revision=-1)
+        if (
+            index is None
+            or not index.stamp.same_gallery(state)
+            or index.dim != state.dim
+            or index.spec.kind != spec.kind
+            or index.outgrown(self.store.counts()[1])
+        ):
+            index = self._new_index(state, spec)
+        elif index.spec != spec:
+            index.tune(spec)
         if not index.stamp.describes(state):
             if from_disk and self.home.index.exists():
                 log.warning("index %s does not match the database; repairing it", self.home.index)
-            self._reconcile(index)
+            index = self._reconcile(index)
         self._index = index
+        return index
+
+    def _new_index(self, state: GalleryState, spec: IndexSpec) -> FaceIndex:
+        """An empty index of the gallery's kind (an IVF one fitted to a sample of its faces)."""
+        sample, size = None, 0
+        if spec.kind == "ivf":
+            _, db_ids = self.store.snapshot_ids()
+            size, wanted = len(db_ids), training_size(spec, len(db_ids))
+            chosen = np.sort(np.random.default_rng(0).choice(db_ids, wanted, replace=False))
+            sample = self.store.embeddings(chosen, state.dim)[1]
+            log.info("fitting %d IVF cells on %d of %d faces", ivf_cells(size), wanted, size)
+        index = FaceIndex(state.dim, IndexStamp.of(state, state.dim), self.gpu_index, spec, sample, size)
+        index.stamp = replace(index.stamp, revision=-1)
         return index
 
     def _read_index_file(self) -> FaceIndex | None:
@@ -410,10 +442,14 @@ class Gallery:
                 log.warning("index %s; rebuilding it from the database", exc)
             return None
 
-    def _reconcile(self, index: FaceIndex) -> None:
+    def _reconcile(self, index: FaceIndex) -> FaceIndex:
+        """Add and remove vectors until the index holds exactly the database's faces."""
         state, db_ids = self.store.snapshot_ids()
         have = index.ids()
         extra = np.setdiff1d(have, db_ids, assume_unique=True)
+        if len(extra) and not index.spec.removes:
+            log.info("rebuilding the %s index without %d removed faces", index.spec.kind, len(extra))
+            return self._reconcile(self._new_index(state, index.spec))
         missing = np.setdiff1d(db_ids, have, assume_unique=True)
         index.remove(extra)
         for start in range(0, len(missing), 50_000):
@@ -425,8 +461,9 @@ class Gallery:
                 "%d vectors added, %d removed", index.stamp.revision, state.revision,
                 len(missing), len(extra),
             )
-        index.stamp = IndexStamp.of(state, index.dim)
+        index.stamp = replace(index.stamp, uuid=state.uuid, revision=state.revision, fingerprint=state.fingerprint)
         self._index_dirty = True
+        return index
 
     def _save_index(self) -> None:
         """Write the index file if it changed (under the lock, re-synced first)."""
@@ -446,6 +483,25 @@ class Gallery:
             finally:
                 self.lock.release()
         return index
+
+    @property
+    def index_spec(self) -> IndexSpec:
+        return IndexSpec.parse(*self.store.index_spec())
+
+    def set_index(self, kind: str, **params: int) -> IndexSpec:
+        """Choose the gallery's index kind and search effort; the index is rebuilt now if the
+        kind changed (unset parameters keep their stored or default values)."""
+        current = self.index_spec
+        merged = {**(current.params() if current.kind == kind else {}), **params}
+        spec = IndexSpec.parse(kind, merged)
+        if spec == current:
+            return spec
+        with self.lock:
+            self.store.set_index_spec(spec.kind, spec.params())
+            if self.store.state().dim is not None:
+                self._index_dirty = True
+                self._save_index()
+        return spec
 
     def rebuild_index(self) -> int:
         """Rebuild the index from the database from scratch; returns its vector count."""
@@ -497,7 +553,8 @@ class Gallery:
                     record = records.get(int(face_id))
                     if record is not None and record.identity not in matches:
                         matches[record.identity] = Match(record.identity, float(score), record.source_path)
-                if len(matches) >= top_k or k >= index.ntotal:
+                reached_all = k >= index.ntotal or ids[row, -1] < 0  # approximate: nothing further
+                if len(matches) >= top_k or reached_all:
                     ranked[query] = list(matches.values())[:top_k]
                 else:
                     still.append(query)
@@ -516,8 +573,9 @@ class Gallery:
                 raise InputError(f"no identity {identity!r} in the gallery")
             ids, revision = removed
             if index is not None:
-                index.remove(np.asarray(ids, dtype=np.int64))
-                index.stamp = replace(index.stamp, revision=revision)
+                if index.spec.removes:  # else the save below rebuilds it without them
+                    index.remove(np.asarray(ids, dtype=np.int64))
+                    index.stamp = replace(index.stamp, revision=revision)
                 self._index_dirty = True
                 self._save_index()
             return len(ids)
@@ -557,7 +615,8 @@ class Gallery:
             "threshold_source": row.threshold_source,
             "index": {
                 "path": str(self.home.index),
-                "kind": stamp.kind if stamp else "flat",
+                "kind": self.index_spec.kind,
+                "params": self.index_spec.params(),
                 "exists": stamp is not None,
                 "up_to_date": bool(stamp and stamp.describes(state)),
                 "gpu": gpu_available() if self.gpu_index is None else self.gpu_index,

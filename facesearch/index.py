@@ -1,25 +1,33 @@
 """The FAISS index over the gallery's embeddings: derived data, never the truth.
 
-An ``IndexIDMap2`` over exact inner product (cosine, as embeddings are L2-normalised) keyed
-by the database's face ids. The CPU index is the master, because FAISS GPU indexes cannot
-remove vectors; when faiss has GPU support and CUDA is present, searches go to a GPU mirror
-of it. On disk the index is one file: a header stamped with the database state it reflects
-(gallery uuid, revision, encoder fingerprint), a CRC of the payload, and the serialised
-index, written atomically. Anything that does not check out is rebuilt from the database.
+Inner product (cosine, as embeddings are L2-normalised) keyed by the database's face ids, in
+one of three kinds the gallery chooses (``IndexSpec``): ``flat`` (exact, the default),
+``ivf`` (inverted lists over k-means cells; approximate, much faster on large galleries) or
+``hnsw`` (a neighbour graph; approximate, cannot remove vectors, so a removal rebuilds it).
+Approximate kinds may miss the nearest image, but every score they return is its exact
+cosine, so the threshold means the same thing whatever the kind. The CPU index is the master,
+because FAISS GPU indexes cannot remove vectors; when faiss has GPU support and CUDA is
+present, flat and IVF searches go to a GPU mirror of it. On disk the index is one file: a
+header stamped with the database state it reflects (gallery uuid, revision, encoder
+fingerprint), a CRC of the payload, and the serialised index, written atomically. Anything
+that does not check out is rebuilt from the database.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import struct
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
+from facesearch.errors import InputError
 from facesearch.fileio import atomic_write
 from facesearch.store import GalleryState
 
@@ -42,6 +50,61 @@ class IndexFileError(Exception):
     """The index file is missing, truncated, corrupt or not ours: rebuild it."""
 
 
+KINDS = ("flat", "ivf", "hnsw")
+HNSW_LINKS = 32  # M: graph degree; memory grows by 2 M ids per vector
+HNSW_EF_CONSTRUCTION = 64
+IVF_POINTS_PER_CELL = 39  # FAISS's floor for a meaningful k-means cell
+IVF_TRAINING_PER_CELL = 40  # k-means sample per cell (FAISS warns below 39)
+IVF_KMEANS_ITERATIONS = 10  # FAISS's 25 cost 3.7x the time for +0.005 recall@1 at 100k (nprobe 16)
+IVF_REBUILD_GROWTH = 4  # retrain once the gallery has grown this much since the last training
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """The gallery's choice of index and its search effort.
+
+    ``nprobe`` (IVF: cells visited per query) and ``ef_search`` (HNSW: beam width) trade
+    speed for recall; benchmarks/results/speed.md has the measured curve behind the defaults.
+    """
+
+    kind: str = "flat"
+    nprobe: int = 64
+    ef_search: int = 128
+
+    @classmethod
+    def parse(cls, kind: str, params: dict[str, Any] | None = None) -> "IndexSpec":
+        """Validate user input into a spec (unknown kinds and non-positive efforts are refused)."""
+        if kind not in KINDS:
+            raise InputError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+        params = dict(params or {})
+        unknown = set(params) - {"nprobe", "ef_search"}
+        if unknown:
+            raise InputError(f"unknown index parameter(s): {', '.join(sorted(unknown))}")
+        for name, value in params.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"index parameter {name} must be a positive integer, not {value!r}")
+        return cls(kind, **params)
+
+    def params(self) -> dict[str, int]:
+        """The search parameters that apply to this kind (stored with the gallery)."""
+        return {"ivf": {"nprobe": self.nprobe}, "hnsw": {"ef_search": self.ef_search}}.get(self.kind, {})
+
+    @property
+    def removes(self) -> bool:
+        """Can this kind delete vectors in place? (HNSW graphs cannot.)"""
+        return self.kind != "hnsw"
+
+
+def ivf_cells(size: int) -> int:
+    """k-means cells for a gallery of ``size`` vectors: about 4 sqrt(N), at least 39 vectors each."""
+    return max(1, min(int(4 * math.sqrt(size)), size // IVF_POINTS_PER_CELL))
+
+
+def training_size(spec: IndexSpec, size: int) -> int:
+    """How many gallery vectors the index must be trained on before vectors are added."""
+    return min(size, IVF_TRAINING_PER_CELL * ivf_cells(size)) if spec.kind == "ivf" else 0
+
+
 @dataclass(frozen=True)
 class IndexStamp:
     uuid: str
@@ -49,10 +112,11 @@ class IndexStamp:
     fingerprint: str | None
     dim: int
     kind: str = "flat"
+    trained_for: int = 0  # IVF: the gallery size its cells were fitted to
 
     @classmethod
-    def of(cls, state: GalleryState, dim: int, kind: str = "flat") -> "IndexStamp":
-        return cls(state.uuid, state.revision, state.fingerprint, dim, kind)
+    def of(cls, state: GalleryState, dim: int, kind: str = "flat", trained_for: int = 0) -> "IndexStamp":
+        return cls(state.uuid, state.revision, state.fingerprint, dim, kind, trained_for)
 
     def describes(self, state: GalleryState) -> bool:
         """Does this index hold exactly the faces of that database state?"""
@@ -72,23 +136,84 @@ def gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
-class FaceIndex:
-    """Exact inner-product search over (face id, embedding) pairs."""
+def _new_faiss_index(dim: int, kind: str, sample: np.ndarray | None, size: int) -> faiss.Index:
+    """An empty index of that kind, keyed by face ids (IVF: cells for a gallery of ``size``,
+    fitted to ``sample``)."""
+    if kind == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if kind == "hnsw":
+        graph = faiss.IndexHNSWFlat(dim, HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        return faiss.IndexIDMap2(graph)
+    # IVF keeps face ids in its lists itself: an IDMap over it could not remove correctly.
+    sample = np.ascontiguousarray(sample if sample is not None else np.zeros((0, dim)), dtype=np.float32)
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, ivf_cells(size), faiss.METRIC_INNER_PRODUCT)
+    ivf.cp.min_points_per_centroid = 1  # a small gallery gets few cells, and that is fine
+    ivf.cp.niter = IVF_KMEANS_ITERATIONS
+    if len(sample):
+        ivf.train(sample)
+    return ivf
 
-    def __init__(self, dim: int, stamp: IndexStamp, use_gpu: bool | None = None) -> None:
+
+class FaceIndex:
+    """Inner-product search over (face id, embedding) pairs, exact or approximate."""
+
+    def __init__(
+        self,
+        dim: int,
+        stamp: IndexStamp,
+        use_gpu: bool | None = None,
+        spec: IndexSpec = IndexSpec(),
+        sample: np.ndarray | None = None,
+        size: int | None = None,
+    ) -> None:
+        """IVF only: ``sample``, ``training_size`` vectors of the gallery to fit the cells on;
+        ``size``, the gallery size the cells are for (default: the sample's)."""
         self.dim = dim
-        self.stamp = stamp
-        self.cpu = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.spec = spec
+        size = (len(sample) if sample is not None else 0) if size is None else size
+        trained_for = size if spec.kind == "ivf" and sample is not None and len(sample) else 0
+        self.stamp = IndexStamp(stamp.uuid, stamp.revision, stamp.fingerprint, dim, spec.kind, trained_for)
+        self.cpu = _new_faiss_index(dim, spec.kind, sample, size)
         self.use_gpu = gpu_available() if use_gpu is None else use_gpu
         self._gpu: faiss.Index | None = None
         self._gpu_resources = None
+        self.tune(spec)
+
+    def tune(self, spec: IndexSpec) -> None:
+        """Apply the search parameters of ``spec`` (same kind) without rebuilding."""
+        self.spec = spec
+        inner = self._inner()
+        if isinstance(inner, faiss.IndexIVF):
+            inner.nprobe = spec.nprobe
+        elif isinstance(inner, faiss.IndexHNSW):
+            inner.hnsw.efSearch = spec.ef_search
+        self._gpu = None
+
+    def _inner(self) -> faiss.Index:
+        return faiss.downcast_index(self.cpu.index) if isinstance(self.cpu, faiss.IndexIDMap2) else self.cpu
+
+    def outgrown(self, size: int) -> bool:
+        """Is this an IVF index not yet fitted, or fitted to a much smaller gallery? Rebuild it."""
+        if self.spec.kind != "ivf":
+            return False
+        trained = self.stamp.trained_for
+        return size > 0 and (trained == 0 or size > IVF_REBUILD_GROWTH * max(trained, IVF_TRAINING_PER_CELL))
 
     @property
     def ntotal(self) -> int:
         return int(self.cpu.ntotal)
 
     def ids(self) -> np.ndarray:
-        return faiss.vector_to_array(self.cpu.id_map).astype(np.int64)
+        if isinstance(self.cpu, faiss.IndexIDMap2):
+            return faiss.vector_to_array(self.cpu.id_map).astype(np.int64)
+        lists = self.cpu.invlists
+        parts = [
+            faiss.rev_swig_ptr(lists.get_ids(cell), lists.list_size(cell)).copy()
+            for cell in range(lists.nlist)
+            if lists.list_size(cell)
+        ]
+        return np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:
@@ -100,8 +225,11 @@ class FaceIndex:
             self._gpu.add_with_ids(vectors, ids)
 
     def remove(self, ids: np.ndarray) -> int:
+        """Delete these face ids; an HNSW index cannot, and the caller must rebuild it."""
         if len(ids) == 0:
             return 0
+        if not self.spec.removes:
+            raise NotImplementedError("an HNSW index cannot remove vectors; rebuild it")
         removed = int(self.cpu.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
         self._gpu = None  # GPU indexes cannot remove: re-mirror from the CPU master lazily
         return removed
@@ -119,7 +247,7 @@ class FaceIndex:
         return np.clip(scores, -1.0, 1.0, out=scores), ids
 
     def _searcher(self) -> faiss.Index:
-        if not self.use_gpu or self.ntotal == 0:
+        if not self.use_gpu or self.ntotal == 0 or self.spec.kind == "hnsw":  # no GPU HNSW in FAISS
             return self.cpu
         if self._gpu is None:
             try:
@@ -169,10 +297,12 @@ class FaceIndex:
             inner = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
         except (ValueError, KeyError, TypeError, struct.error, RuntimeError) as exc:
             raise IndexFileError(f"{path}: corrupt ({exc})") from None
-        index = cls(stamp.dim, stamp, use_gpu)
-        if not isinstance(inner, faiss.IndexIDMap2) or inner.d != stamp.dim:
+        expected = faiss.IndexIVFFlat if stamp.kind == "ivf" else faiss.IndexIDMap2
+        if stamp.kind not in KINDS or not isinstance(inner, expected) or inner.d != stamp.dim:
             raise IndexFileError(f"{path}: corrupt (unexpected index type or dimension)")
-        index.cpu = inner
+        index = cls(stamp.dim, stamp, use_gpu)  # an empty flat shell, then the real contents
+        index.cpu, index.stamp = inner, stamp
+        index.tune(IndexSpec(stamp.kind))
         return index
 
 

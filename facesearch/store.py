@@ -66,6 +66,8 @@ class GalleryRow(Base):
     threshold: Mapped[float] = mapped_column(Float, nullable=False)
     threshold_source: Mapped[str] = mapped_column(String(16), nullable=False)
     revision: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    index_kind: Mapped[str] = mapped_column(String(16), nullable=False, default="flat")
+    index_params: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
@@ -208,6 +210,19 @@ class Store:
                 update(GalleryRow)
                 .where(GalleryRow.id == 1)
                 .values(threshold=value, threshold_source=source, updated_at=_now())
+            )
+
+    def index_spec(self) -> tuple[str, dict[str, int]]:
+        """The gallery's index kind and its search parameters (see facesearch.index)."""
+        row = self.gallery()
+        return row.index_kind, json.loads(row.index_params or "{}")
+
+    def set_index_spec(self, kind: str, params: dict[str, int]) -> None:
+        with self.session() as session:
+            session.execute(
+                update(GalleryRow)
+                .where(GalleryRow.id == 1)
+                .values(index_kind=kind, index_params=json.dumps(params, sort_keys=True), updated_at=_now())
             )
 
     # --- faces --------------------------------------------------------------------------

@@ -118,7 +118,9 @@ def render(traits: Traits, variation_seed: int, size: int = 112, variation: floa
         draw.line([bx0, by0, bx1, by1], fill=tuple(int(c * 0.8) for c in traits.hair),
                   width=max(1, int(traits.brow_weight * unit)))
         if traits.glasses:
-            draw.ellipse([ex - r * 1.5, ey - r * 1.2, ex + r * 1.5, ey + r * 1.2], outline=(30, 30, 30), width=max(1, unit // 80))
+            draw.ellipse(
+                [ex - r * 1.5, ey - r * 1.2, ex + r * 1.5, ey + r * 1.2], outline=(30, 30, 30), width=max(1, unit // 80)
+            )
     shade = tuple(int(c * 0.8) for c in traits.skin)
     nx, ny = px(0.0, traits.eye_height + 0.03)
     tx, ty = px(0.0, traits.eye_height + traits.nose_length)
@@ -140,7 +142,9 @@ def render(traits: Traits, variation_seed: int, size: int = 112, variation: floa
     return _light_and_noise(img, rng, variation)
 
 
-def _draw_hair(draw: ImageDraw.ImageDraw, traits: Traits, cx: float, cy: float, fw: float, fh: float, back: bool) -> None:
+def _draw_hair(
+    draw: ImageDraw.ImageDraw, traits: Traits, cx: float, cy: float, fw: float, fh: float, back: bool
+) -> None:
     style = traits.hair_style
     if back and style in (1, 3):  # long hair falls behind the face
         draw.rounded_rectangle([cx - fw * 1.25, cy - fh * 1.15, cx + fw * 1.25, cy + fh * (0.9 if style == 1 else 0.4)],

@@ -140,3 +140,19 @@ def test_synth_probe_and_pairs_layouts(tmp_path: Path) -> None:
     cli_json("synth", tmp_path / "l", "--identities", 3, "--images", 2, "--pairs", 2)
     assert (tmp_path / "l" / "pairs.txt").read_text().startswith("10\t2\n")
     assert cli("synth", tmp_path / "x", "--pairs", 2, "--probes", 1).exit_code == 2
+
+
+def test_index_kind_from_enroll_and_the_index_command(home: Path, faces_dir: Path) -> None:
+    assert cli_json("enroll", faces_dir, "--index", "hnsw")["faces"] == 24
+    assert cli_json("index")["index"]["kind"] == "hnsw"
+    shown = cli_json("index", "ivf", "--nprobe", "4")["index"]
+    assert (shown["kind"], shown["params"], shown["up_to_date"]) == ("ivf", {"nprobe": 4}, True)
+    assert cli_json("index", "--nprobe", "8")["index"]["params"] == {"nprobe": 8}  # kind kept
+    assert cli_json("query", faces_dir / "person_0001" / "0002.jpg")["identity"] == "person_0001"
+    assert cli_json("info")["index"]["kind"] == "ivf"
+    assert cli("index", "annoy").exit_code == 2
+    assert cli("index", "--nprobe", "0").exit_code == 2
+    assert cli_json("enroll", faces_dir, "--index", "flat")["skipped"] == 24
+    assert cli_json("index")["index"] | {"path": None} == {
+        "path": None, "kind": "flat", "params": {}, "exists": True, "up_to_date": True, "gpu": False
+    }

@@ -20,8 +20,12 @@ def test_two_enrolls_at_once(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {**os.environ, "FACESEARCH_HOME": str(home)}
     # one small transaction per batch, so the two writers really interleave
-    command = [sys.executable, "-m", "facesearch.cli.main", "enroll", "--json", "--batch-size", "4", "--commit-every", "4"]
-    procs = [subprocess.Popen([*command, str(src)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for src in (a, b)]
+    command = [sys.executable, "-m", "facesearch.cli.main", "enroll", "--json"]
+    command += ["--batch-size", "4", "--commit-every", "4"]
+    procs = [
+        subprocess.Popen([*command, str(src)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for src in (a, b)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     for proc, (out, err) in zip(procs, outs):
         assert proc.returncode == 0, err.decode()

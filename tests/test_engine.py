@@ -11,7 +11,7 @@ import pytest
 from facesearch import UNKNOWN
 from facesearch.engine import Gallery
 from facesearch.errors import GalleryError, InputError, ModelError
-from facesearch.index import FaceIndex
+from facesearch.index import FaceIndex, ivf_cells, training_size
 from facesearch.models import EncoderConfig, build_encoder, save_encoder
 from facesearch.synthetic import write_dataset
 from tests import badfiles
@@ -288,3 +288,46 @@ def test_reembed_changes_nothing_if_a_source_is_gone(home: Path, tmp_path: Path)
             g.reembed(other)
         assert g.info()["model"]["fingerprint"] == before
         assert g.query(src / "person_0000" / "0001.jpg").score == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_index_answers_as_the_exact_one_on_a_small_gallery(
+    gallery: Gallery, faces_dir: Path, home: Path, kind: str
+) -> None:
+    exact = answers(gallery, faces_dir)
+    spec = gallery.set_index(kind)
+    assert spec.kind == kind and FaceIndex.load(home / "index.faiss").stamp.kind == kind  # built at once
+    assert answers(gallery, faces_dir) == exact  # few vectors: the approximate search is exhaustive
+    gallery.close()
+    with Gallery(home) as again:  # the kind lives in the database, the file is reused
+        assert again.info()["index"]["kind"] == kind and answers(again, faces_dir) == exact
+
+
+def test_removal_from_an_hnsw_gallery_rebuilds_it_without_the_person(
+    gallery: Gallery, faces_dir: Path, home: Path
+) -> None:
+    gallery.set_index("hnsw", ef_search=40)
+    assert gallery.remove("person_0003") == 3
+    on_disk = FaceIndex.load(home / "index.faiss")
+    assert on_disk.ntotal == 21 and on_disk.stamp.describes(gallery.store.state())
+    result = gallery.query(faces_dir / "person_0003" / "0000.jpg", top_k=8)
+    assert "person_0003" not in [m.identity for m in result.matches]
+    assert gallery.index_spec.ef_search == 40
+
+
+def test_ivf_is_refitted_when_the_gallery_outgrows_it(home: Path, faces_dir: Path, tmp_path: Path) -> None:
+    from facesearch.synthetic import write_dataset
+
+    with Gallery(home) as g:
+        g.set_index("ivf", nprobe=2)
+        g.enroll(faces_dir)  # 24 faces: one cell
+        first = FaceIndex.load(home / "index.faiss").stamp
+        assert (first.kind, first.trained_for) == ("ivf", 24)
+        more = tmp_path / "more"
+        write_dataset(more, identities=100, images_per_identity=3, seed=7)
+        g.enroll(more)
+        refitted = FaceIndex.load(home / "index.faiss")
+        assert refitted.cpu.nlist == ivf_cells(324) == 8 and refitted.ntotal == 324
+        assert refitted.stamp.trained_for == 324 and training_size(g.index_spec, 324) == 320
+        assert g.index_spec.nprobe == 2
+        assert g.query(faces_dir / "person_0005" / "0002.jpg").identity == "person_0005"

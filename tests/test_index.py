@@ -1,4 +1,4 @@
-"""The index file: exact search, removal, atomic save, and refusal of damaged files."""
+"""The index: exact and approximate search, removal, atomic save, and refusal of damaged files."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesearch.index import FaceIndex, IndexFileError, IndexStamp, read_stamp
+from facesearch.errors import InputError
+from facesearch.index import FaceIndex, IndexFileError, IndexSpec, IndexStamp, ivf_cells, read_stamp, training_size
 from facesearch.store import GalleryState
 
 
@@ -76,3 +77,87 @@ def test_stamp_describes_only_its_own_database_state() -> None:
     assert not stamp.describes(GalleryState("other", 3, "fp", 8))
     assert stamp.same_gallery(GalleryState("u", 9, "fp", 8))
     assert not stamp.same_gallery(GalleryState("u", 3, "fp2", 8))
+
+
+def clustered(people: int, per_person: int, dim: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Photos around each person's centre, plus one unseen photo per person as queries."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(people, dim))
+
+    def photos(n: int) -> np.ndarray:
+        v = centres[np.arange(n) % people] + 0.3 * rng.normal(size=(n, dim))
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+    return photos(people * per_person), photos(people)
+
+
+def build(kind: str, vectors: np.ndarray, **params: int) -> FaceIndex:
+    spec = IndexSpec.parse(kind, params)
+    sample = vectors[: training_size(spec, len(vectors))] if spec.kind == "ivf" else None
+    stamp = IndexStamp("u", 3, "fp", vectors.shape[1])
+    index = FaceIndex(vectors.shape[1], stamp, False, spec, sample, len(vectors))
+    index.add(np.arange(1000, 1000 + len(vectors)), vectors)
+    return index
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_kinds_find_the_exact_neighbour_and_its_exact_score(kind: str) -> None:
+    vectors, queries = clustered(people=500, per_person=4)
+    exact_scores, exact_ids = build("flat", vectors).search(queries, 1)
+    index = build(kind, vectors)
+    assert index.stamp.kind == kind and index.ntotal == len(vectors)
+    scores, ids = index.search(queries, 1)
+    found = ids[:, 0] == exact_ids[:, 0]
+    assert found.mean() >= 0.95  # recall@1 at the default search effort
+    assert np.allclose(scores[found, 0], exact_scores[found, 0], atol=1e-6)  # threshold semantics kept
+    assert np.array_equal(np.sort(index.ids()), np.arange(1000, 1000 + len(vectors)))
+
+
+def test_ivf_fits_its_cells_to_the_gallery_and_searches_nprobe_of_them() -> None:
+    vectors, queries = clustered(people=500, per_person=4)
+    index = build("ivf", vectors, nprobe=1)
+    assert index.cpu.nlist == ivf_cells(len(vectors)) == 51  # 2000 // 39 caps 4 sqrt(2000)
+    assert index.stamp.trained_for == 2000 and training_size(index.spec, 2000) == 2000
+    exhaustive = build("ivf", vectors, nprobe=ivf_cells(len(vectors)))  # every cell: exact
+    assert np.array_equal(exhaustive.search(queries, 3)[1], build("flat", vectors).search(queries, 3)[1])
+    assert index.outgrown(4 * 2000 + 1) and not index.outgrown(4 * 2000)
+    big, _ = clustered(people=25_000, per_person=4, dim=8)  # the sample is a part of the gallery
+    spec = IndexSpec("ivf")
+    large = FaceIndex(8, IndexStamp("u", 3, "fp", 8), False, spec, big[: training_size(spec, len(big))], len(big))
+    assert large.cpu.nlist == ivf_cells(100_000) == 1264 and training_size(spec, len(big)) == 50_560
+    assert large.stamp.trained_for == 100_000 and not large.outgrown(100_000)
+
+
+def test_ivf_removes_in_place_and_hnsw_refuses() -> None:
+    vectors, _ = clustered(people=50, per_person=4)
+    ivf = build("ivf", vectors)
+    assert ivf.remove(np.array([1000, 1001, 5])) == 2
+    assert 1000 not in ivf.ids() and ivf.ntotal == len(vectors) - 2
+    assert ivf.search(vectors[:1], 1)[1][0, 0] != 1000
+    with pytest.raises(NotImplementedError):
+        build("hnsw", vectors).remove(np.array([1000]))
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_kinds_survive_save_and_load(tmp_path: Path, kind: str) -> None:
+    vectors, queries = clustered(people=100, per_person=4)
+    index = build(kind, vectors)
+    index.save(tmp_path / "i.faiss")
+    loaded = FaceIndex.load(tmp_path / "i.faiss", use_gpu=False)
+    loaded.tune(index.spec)
+    assert loaded.stamp == index.stamp and loaded.spec == index.spec
+    assert np.array_equal(np.sort(loaded.ids()), np.sort(index.ids()))
+    assert np.array_equal(loaded.search(queries, 2)[1], index.search(queries, 2)[1])
+
+
+def test_index_spec_refuses_bad_kinds_and_parameters() -> None:
+    assert IndexSpec.parse("ivf", {"nprobe": 8}).params() == {"nprobe": 8}
+    assert IndexSpec.parse("flat").params() == {}
+    for kind, params, message in [
+        ("annoy", {}, "unknown index kind"),
+        ("ivf", {"nprobe": 0}, "positive integer"),
+        ("ivf", {"nprobe": 2.5}, "positive integer"),
+        ("hnsw", {"M": 8}, "unknown index parameter"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            IndexSpec.parse(kind, params)

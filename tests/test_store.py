@@ -65,3 +65,29 @@ def test_remove_identity(tmp_path: Path) -> None:
     assert removed == [ids[0]] and revision == store.state().revision
     assert store.remove_identity("a") is None
     assert store.counts() == (1, 1)
+
+
+def test_a_gallery_from_the_first_schema_is_upgraded_with_its_data(tmp_path: Path) -> None:
+    from alembic import command
+    from facesearch.migrations.runner import alembic_config
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(text(
+            "INSERT INTO gallery (id, uuid, threshold, threshold_source, revision) "
+            "VALUES (1, 'old-uuid', 0.42, 'tuned', 7)"
+        ))
+    engine.dispose()
+    store = Store(url)
+    store.migrate()
+    assert current_revision(store.engine) == head_revision() != "0001"
+    row = store.gallery()
+    assert (row.uuid, row.threshold, row.threshold_source, row.revision) == ("old-uuid", 0.42, "tuned", 7)
+    assert store.index_spec() == ("flat", {})
+    store.set_index_spec("ivf", {"nprobe": 8})
+    assert store.index_spec() == ("ivf", {"nprobe": 8})

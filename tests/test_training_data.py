@@ -65,6 +65,7 @@ def test_bad_files_are_dropped_from_the_batch(tmp_path: Path) -> None:
     write_dataset(tmp_path, identities=2, images_per_identity=2, seed=4)
     badfiles.truncated_jpeg(tmp_path / "person_0001" / "bad.jpg")
     samples, _ = labelled_folder(tmp_path)
-    loader = DataLoader(FaceClassification(samples, train_transform(AugmentConfig())), batch_size=8, collate_fn=collate_labelled)
+    dataset = FaceClassification(samples, train_transform(AugmentConfig()))
+    loader = DataLoader(dataset, batch_size=8, collate_fn=collate_labelled)
     images, labels = next(iter(loader))
     assert images.shape[0] == labels.shape[0] == 4
