@@ -43,6 +43,17 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 DeviceOption = Annotated[
     str, typer.Option("--device", help="Where the encoder runs: auto, cpu or cuda.")
 ]
+FlipOption = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--flip/--no-flip",
+        help="Flip test-time augmentation: embed each face and its mirror image (part of the "
+        "encoder's fingerprint) [default: as the model file or gallery has it].",
+        show_default=False,
+    ),
+]
+
+
 class IndexKind(str, Enum):
     """facesearch.index.KINDS, spelled out so that --help needs no faiss import."""
 
@@ -145,6 +156,7 @@ def enroll(
             show_default=False,
         ),
     ] = None,
+    flip: FlipOption = None,
     device: DeviceOption = "auto",
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -156,10 +168,8 @@ def enroll(
         with open_gallery(home, device) as gallery, progress_bars() as progress:
             if index_kind is not None:
                 gallery.set_index(index_kind.value)
-            reembedded = gallery.reembed(model, batch_size, workers, progress) if reembed else 0
-            report = gallery.enroll(
-                folder, model, batch_size, workers, commit_every, progress=progress
-            )
+            reembedded = gallery.reembed(model, batch_size, workers, progress, flip) if reembed else 0
+            report = gallery.enroll(folder, model, batch_size, workers, commit_every, progress, flip)
         result = report.to_dict()
         if reembed:
             result["reembedded"] = reembedded
@@ -311,6 +321,10 @@ def bench(
         typer.Option(help="Write the id,label answers for unlabelled PROBES (HW2P2 unknown_test/) instead."),
     ] = None,
     model: ModelOption = None,
+    flip: Annotated[
+        Optional[bool],
+        typer.Option("--flip/--no-flip", help="--pairs: flip test-time augmentation on or off.", show_default=False),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     workers: Annotated[Optional[int], typer.Option(min=0)] = None,
     device: DeviceOption = "auto",
@@ -320,6 +334,8 @@ def bench(
     """Accuracy: open-set 1:N on the enrolled gallery (PROBES), or 1:1 pairs (--pairs --images)."""
     if (probes is None) == (pairs is None):
         raise typer.BadParameter("give either PROBES or --pairs (with --images)", param_hint="PROBES")
+    if flip is not None and pairs is None:
+        raise typer.BadParameter("open-set uses the gallery's encoder: set flip at enroll", param_hint="--flip")
     if pairs is not None and images is None:
         raise typer.BadParameter("--pairs needs --images", param_hint="--images")
     with failures(as_json):
@@ -327,7 +343,7 @@ def bench(
         if pairs is not None:
             from facesearch.bench import run_pairs
 
-            encoder = _pairs_encoder(model, home, device)
+            encoder = _pairs_encoder(model, home, device, flip)
             result = run_pairs(encoder, pairs, images, batch_size, workers, plots=report)  # type: ignore[arg-type]
         else:
             from facesearch.bench import run_open_set, write_submission
@@ -342,14 +358,15 @@ def bench(
         emit(as_json, result, _print_bench)
 
 
-def _pairs_encoder(model: Path | None, home: Path | None, device: str) -> Any:
-    """``--model``, or else the gallery's own encoder."""
+def _pairs_encoder(model: Path | None, home: Path | None, device: str, flip: bool | None) -> Any:
+    """``--model``, or else the gallery's own encoder; ``flip`` overrides its flip setting."""
     from facesearch.models import load_encoder
 
-    if model is not None:
-        return load_encoder(model, None if device == "auto" else device)[0]
-    with open_gallery(home, device) as gallery:
-        return gallery.encoder()
+    if model is None:
+        with open_gallery(home, device) as gallery:
+            gallery.encoder()  # refuses an empty gallery
+            model = gallery.home.model_file(gallery.store.state().fingerprint)
+    return load_encoder(model, None if device == "auto" else device, flip)[0]
 
 
 def _write_report(folder: Path, result: dict[str, Any], results: list[Any]) -> None:

@@ -253,4 +253,4 @@ def run_pairs(
         Path(plots).mkdir(parents=True, exist_ok=True)
         roc_plot(Path(plots) / "roc.png", scores, pairs.same, "pairs: same person vs different people")
         histogram_plot(Path(plots) / "similarities.png", scores, pairs.same, ("same person", "different people"))
-    return {"task": "pairs", **verification_report(scores, pairs.same, pairs.folds)}
+    return {"task": "pairs", **verification_report(scores, pairs.same, pairs.folds), "flip": encoder.config.flip}

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +30,6 @@ from facesearch import UNKNOWN
 from facesearch.datasets import face_loader
 from facesearch.devices import resolve_device
 from facesearch.errors import GalleryError, ImageError, InputError, ModelError
-from facesearch.fileio import atomic_write
 from facesearch.home import Home
 from facesearch.imaging import content_hash, load_face, read_bytes
 from facesearch.index import (
@@ -51,6 +49,7 @@ from facesearch.models import (
     Encoder,
     EncoderConfig,
     build_encoder,
+    copy_model_file,
     encoder_fingerprint,
     load_encoder,
     save_encoder,
@@ -173,38 +172,43 @@ class Gallery:
         state = self.store.state()
         if state.fingerprint is None:
             raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
-        if model is not None:
-            encoder, fp = self._load(model)
+        if model is not None:  # with the gallery's flip setting: the same weights match
+            encoder, fp = self._load(model, self.bound_config().get("flip", False))
             self._check_binding(fp, state.fingerprint, model)
             return encoder
         return self._load_bound(state.fingerprint)
 
-    def bind_encoder(self, model: str | Path | None = None) -> Encoder:
+    def bound_config(self) -> dict[str, Any]:
+        """The bound encoder's config as stored (empty before the first enroll)."""
+        return json.loads(self.store.gallery().encoder_config or "{}")
+
+    def bind_encoder(self, model: str | Path | None = None, flip: bool | None = None) -> Encoder:
         """The encoder enroll uses: the gallery's own; or, while the gallery has no faces,
-        ``model`` (or the default encoder), which it then becomes bound to."""
+        ``model`` (or the default encoder), which it then becomes bound to. ``flip`` sets
+        flip test-time augmentation (None: as the model file, or the gallery, has it)."""
         state = self.store.state()
         if model is None:
-            if state.fingerprint is not None:
+            if state.fingerprint is None:
+                encoder = build_encoder(EncoderConfig(flip=bool(flip)), self.device)
+                fp = encoder_fingerprint(encoder)
+                save_encoder(encoder, self.home.model_file(fp))
+                self._bind(encoder, fp)
+                return encoder
+            if flip is None:
                 return self._load_bound(state.fingerprint)
-            encoder = build_encoder(EncoderConfig(), self.device)
-            fp = encoder_fingerprint(encoder)
-            save_encoder(encoder, self.home.model_file(fp))
-            self._bind(encoder, fp)
-            return encoder
-        encoder, fp = self._load(model)
+            model = self.home.model_file(state.fingerprint)  # the gallery's weights, flip changed
+        encoder, fp = self._load(model, flip)
         if state.fingerprint not in (None, fp) and self.store.counts()[1]:
             self._check_binding(fp, state.fingerprint, model)
         if state.fingerprint != fp:
-            self._install_model_file(Path(model), fp)
+            self._install_model_file(Path(model), fp, flip)
             self._bind(encoder, fp)
         return encoder
 
-    def _install_model_file(self, source: Path, fp: str) -> None:
+    def _install_model_file(self, source: Path, fp: str, flip: bool | None) -> None:
         target = self.home.model_file(fp)
-        if target.exists():
-            return
-        with atomic_write(target) as handle, source.open("rb") as src:
-            shutil.copyfileobj(src, handle)
+        if not target.exists():
+            copy_model_file(source, target, flip)
 
     def _bind(self, encoder: Encoder, fp: str) -> None:
         with self.lock:
@@ -212,8 +216,8 @@ class Gallery:
         self._encoder = (fp, encoder)
         self._index = None
 
-    def _load(self, model: str | Path) -> tuple[Encoder, str]:
-        encoder, fp = load_encoder(model, self.device)
+    def _load(self, model: str | Path, flip: bool | None = None) -> tuple[Encoder, str]:
+        encoder, fp = load_encoder(model, self.device, flip)
         self._encoder = (fp, encoder)
         return encoder, fp
 
@@ -247,13 +251,14 @@ class Gallery:
         batch_size: int = 64,
         workers: int | None = None,
         progress: Progress = _no_progress,
+        flip: bool | None = None,
     ) -> int:
         """Re-embed every face from its source file with another encoder, and bind to it.
 
         All or nothing: if any source file is missing, unreadable or no longer the content
         that was enrolled, nothing changes. Returns the number of faces re-embedded.
         """
-        encoder, fp = self._load(model)
+        encoder, fp = self._load(model, flip)
         with self.lock:
             sources = self.store.sources()
             paths = [Path(path) for _, path, _ in sources]
@@ -277,7 +282,7 @@ class Gallery:
                 raise GalleryError(
                     f"cannot re-embed, nothing was changed: {'; '.join(problems[:3])}{more}"
                 )
-            self._install_model_file(Path(model), fp)
+            self._install_model_file(Path(model), fp, flip)
             ids = [face_id for face_id, _, _ in sources]
             self.store.rebind(fp, asdict(encoder.config), encoder.config.embedding_dim, ids, vectors)
             self._index, self._index_dirty = None, True
@@ -295,13 +300,14 @@ class Gallery:
         workers: int | None = None,
         commit_every: int = 2048,
         progress: Progress = _no_progress,
+        flip: bool | None = None,
     ) -> EnrollReport:
         """Embed and store every new image of a gallery folder; already-enrolled content
         (by SHA-256 of the file) is skipped, bad files are reported and the rest goes on."""
         start = time.perf_counter()
         images, problems = gallery_images(source)
         report = EnrollReport(failed=list(problems))
-        encoder = self.bind_encoder(model)
+        encoder = self.bind_encoder(model, flip)
         with report.timed("hash"):
             todo = self._new_images(images, report, progress)
         pending: list[NewFace] = []

@@ -156,3 +156,24 @@ def test_index_kind_from_enroll_and_the_index_command(home: Path, faces_dir: Pat
     assert cli_json("index")["index"] | {"path": None} == {
         "path": None, "kind": "flat", "params": {}, "exists": True, "up_to_date": True, "gpu": False
     }
+
+
+def test_flip_tta_binds_the_gallery_to_the_flip_variant(home: Path, faces_dir: Path, tmp_path: Path) -> None:
+    from facesearch.models import build_encoder, save_encoder
+
+    model = tmp_path / "m.pt"
+    save_encoder(build_encoder(), model)
+    assert cli_json("enroll", faces_dir, "--model", model, "--flip")["faces"] == 24
+    info = cli_json("info")["model"]
+    assert info["flip"] is True
+    photo = faces_dir / "person_0004" / "0001.jpg"
+    assert cli_json("query", photo)["identity"] == "person_0004"
+    assert cli_json("query", photo, "--model", model)["identity"] == "person_0004"  # the gallery's flip applies
+    assert "not the one this gallery" in cli_json("enroll", faces_dir, "--no-flip", code=1)["error"]
+    assert cli_json("enroll", faces_dir, "--model", model, "--flip")["skipped"] == 24
+    pairs = tmp_path / "pairs"
+    cli_json("synth", pairs, "--pairs", "20", "--identities", "6")
+    on = cli_json("bench", "--pairs", pairs / "pairs.txt", "--images", pairs / "images")
+    off = cli_json("bench", "--pairs", pairs / "pairs.txt", "--images", pairs / "images", "--no-flip")
+    assert on["flip"] is True and off["flip"] is False and on["pairs"] == off["pairs"]
+    assert cli("bench", faces_dir, "--flip").exit_code == 2

@@ -89,3 +89,35 @@ def test_missing_truncated_foreign_and_tampered_model_files(tmp_path: Path) -> N
 def test_unknown_backbone_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
         build_encoder(EncoderConfig(backbone="vgg"))
+
+
+def test_flip_tta_is_mirror_invariant_and_enters_only_its_own_fingerprints(tmp_path: Path) -> None:
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from facesearch.models.encoder import copy_model_file, fingerprint
+
+    plain = build_encoder(EncoderConfig())
+    images = torch.randint(0, 256, (3, 3, 112, 112), dtype=torch.uint8)
+    # Models written before flip existed keep their fingerprint: the format-1 formula.
+    digest = hashlib.sha256(json.dumps({k: v for k, v in asdict(plain.config).items() if k != "flip"},
+                                       sort_keys=True).encode())
+    for name, tensor in sorted(plain.state_dict().items()):
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    assert encoder_fingerprint(plain) == digest.hexdigest()
+
+    save_encoder(plain, tmp_path / "m.pt", half=True)
+    flipped, fp = load_encoder(tmp_path / "m.pt", flip=True)
+    assert flipped.config.flip and fp not in (encoder_fingerprint(plain), load_encoder(tmp_path / "m.pt")[1])
+    both = flipped.embed(images)
+    assert torch.allclose(both, flipped.embed(images.flip(3)), atol=1e-5)  # a face and its mirror: one embedding
+    stored = load_encoder(tmp_path / "m.pt")[0]  # the same fp16-rounded weights, without flip
+    expected = torch.nn.functional.normalize(stored.embed(images, unit=False) + stored.embed(images.flip(3), unit=False))
+    assert torch.allclose(both, expected, atol=1e-4)
+    assert not torch.allclose(both, stored.embed(images), atol=1e-3)
+    # The flip variant's file: same fp16 weights, flip in its config, its own fingerprint.
+    assert copy_model_file(tmp_path / "m.pt", tmp_path / "f.pt", flip=True) == fp
+    again, again_fp = load_encoder(tmp_path / "f.pt")
+    assert again.config.flip and again_fp == fp == fingerprint(again.config, torch.load(tmp_path / "f.pt")["state_dict"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,9 @@ class EncoderConfig:
     dropout: float = 0.0
     drop_path: float = 0.0
     seed: int = 0
+    # Test-time augmentation: embed each face and its mirror image, sum, renormalise. It
+    # changes every embedding, so it is part of the encoder (and of its fingerprint).
+    flip: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EncoderConfig":
@@ -92,6 +95,8 @@ class Encoder(nn.Module):
         )
         with autocast(device):
             out = self(x)
+            if self.config.flip:
+                out = out.float() + self(x.flip(3)).float()
         return (F.normalize(out.float(), dim=1) if unit else out.float()).cpu()
 
 
@@ -111,10 +116,16 @@ def prepare(encoder: Encoder, device: str | None) -> Encoder:
     return encoder.to(target, memory_format=torch.channels_last).eval()
 
 
+# Config fields added after the first model files: they enter the fingerprint only when set
+# away from their default, so that every existing model keeps its fingerprint.
+_LATER_FIELDS = {"flip": False}
+
+
 def fingerprint(config: EncoderConfig, state_dict: dict[str, torch.Tensor]) -> str:
     """SHA-256 over the config and every tensor (name, dtype, shape, bytes), in name order."""
     digest = hashlib.sha256()
-    digest.update(json.dumps(asdict(config), sort_keys=True).encode())
+    described = {k: v for k, v in asdict(config).items() if _LATER_FIELDS.get(k, object()) != v}
+    digest.update(json.dumps(described, sort_keys=True).encode())
     for name in sorted(state_dict):
         tensor = state_dict[name].detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
@@ -170,9 +181,28 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def load_encoder(path: str | Path, device: str | None = None) -> tuple[Encoder, str]:
-    """Rebuild the encoder from a model file: (encoder ready for inference, fingerprint)."""
-    payload = read_model_file(path)
+def with_flip(payload: dict[str, Any], flip: bool | None) -> dict[str, Any]:
+    """A model file's payload with flip test-time augmentation set (None: as stored); the
+    weights are shared, the config and fingerprint are those of the variant."""
+    if flip is None or payload["config"].flip == flip:
+        return payload
+    config = replace(payload["config"], flip=flip)
+    return {**payload, "config": config, "fingerprint": fingerprint(config, payload["state_dict"])}
+
+
+def copy_model_file(source: str | Path, target: str | Path, flip: bool | None = None) -> str:
+    """Write ``source`` (or its flip variant) to ``target`` atomically; returns its fingerprint.
+    The weights are written as stored (fp16 stays fp16), so the fingerprint is unchanged."""
+    payload = with_flip(read_model_file(source), flip)
+    with atomic_write(target) as handle:
+        torch.save({**payload, "config": asdict(payload["config"])}, handle)
+    return payload["fingerprint"]
+
+
+def load_encoder(path: str | Path, device: str | None = None, flip: bool | None = None) -> tuple[Encoder, str]:
+    """Rebuild the encoder from a model file: (encoder ready for inference, fingerprint);
+    ``flip`` turns flip test-time augmentation on or off (None: as the file says)."""
+    payload = with_flip(read_model_file(path), flip)
     config: EncoderConfig = payload["config"]
     try:
         encoder = Encoder(config)
