@@ -312,6 +312,10 @@ def bench(
     ] = None,
     tune: Annotated[bool, typer.Option(help="Find the accuracy-maximising threshold and store it.")] = False,
     pairs: Annotated[Optional[Path], typer.Option(help="Pairs file (LFW View 2) for the 1:1 task.")] = None,
+    classification: Annotated[
+        Optional[Path],
+        typer.Option(help="Labelled folder (HW2P2 classification/dev): accuracy of --model's own classifier."),
+    ] = None,
     images: Annotated[Optional[Path], typer.Option(help="The pairs file's image folder.")] = None,
     report: Annotated[
         Optional[Path], typer.Option(help="Also write probes.csv, the JSON, a Markdown summary and plots here.")
@@ -331,16 +335,24 @@ def bench(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Accuracy: open-set 1:N on the enrolled gallery (PROBES), or 1:1 pairs (--pairs --images)."""
-    if (probes is None) == (pairs is None):
-        raise typer.BadParameter("give either PROBES or --pairs (with --images)", param_hint="PROBES")
-    if flip is not None and pairs is None:
+    """Accuracy: open-set 1:N on the enrolled gallery (PROBES), 1:1 pairs (--pairs --images),
+    or a trained model's classifier (--classification DIR --model M)."""
+    if sum(task is not None for task in (probes, pairs, classification)) != 1:
+        raise typer.BadParameter("give one of PROBES, --pairs (with --images), --classification", param_hint="PROBES")
+    if classification is not None and model is None:
+        raise typer.BadParameter("--classification needs --model (from `facesearch train`)", param_hint="--model")
+    if flip is not None and pairs is None:  # classification: the classifier saw plain embeddings
         raise typer.BadParameter("open-set uses the gallery's encoder: set flip at enroll", param_hint="--flip")
     if pairs is not None and images is None:
         raise typer.BadParameter("--pairs needs --images", param_hint="--images")
     with failures(as_json):
         results: list[Any] = []
-        if pairs is not None:
+        if classification is not None:
+            from facesearch.bench import run_classification
+
+            dev = None if device == "auto" else device
+            result = run_classification(model, classification, batch_size, workers, dev)  # type: ignore[arg-type]
+        elif pairs is not None:
             from facesearch.bench import run_pairs
 
             encoder = _pairs_encoder(model, home, device, flip)

@@ -87,13 +87,16 @@ def read_labels(path: str | Path, files: list[Path]) -> dict[Path, str]:
     return {file: row["label"].strip() for file, row in zip(files, rows)}
 
 
-def embed_files(encoder, files: list[Path], batch_size: int = 64, workers: int | None = None):  # noqa: ANN001, ANN201
-    """(embeddings of the files that decoded, their positions, problems of the others)."""
+def embed_files(  # noqa: ANN201
+    encoder, files: list[Path], batch_size: int = 64, workers: int | None = None, unit: bool = True  # noqa: ANN001
+):
+    """(embeddings of the files that decoded, their positions, problems of the others);
+    ``unit=False``: raw embeddings, as a linear classifier takes them."""
     vectors, positions, problems = [], [], []
     for batch in face_loader(files, encoder.config.input_size, batch_size, workers):
         problems += [Problem(files[pos], err) for pos, err in batch.failures]
         if batch.images is not None:
-            vectors.append(encoder.embed(batch.images).numpy())
+            vectors.append(encoder.embed(batch.images, unit=unit).numpy())
             positions += batch.positions
     dim = encoder.config.embedding_dim
     return (np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)), positions, problems
@@ -254,3 +257,37 @@ def run_pairs(
         roc_plot(Path(plots) / "roc.png", scores, pairs.same, "pairs: same person vs different people")
         histogram_plot(Path(plots) / "similarities.png", scores, pairs.same, ("same person", "different people"))
     return {"task": "pairs", **verification_report(scores, pairs.same, pairs.folds), "flip": encoder.config.flip}
+
+
+def run_classification(
+    model: str | Path, folder: str | Path, batch_size: int = 64, workers: int | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Closed-set accuracy of a trained model's own classifier on a labelled folder
+    (``DIR/<identity>/<images>``, HW2P2 ``classification/dev``): top-1 and top-5. Images of
+    identities the classifier does not know are counted apart, not scored."""
+    import torch
+
+    from facesearch.layouts import gallery_images
+    from facesearch.models.encoder import load_classifier
+
+    encoder, classifier = load_classifier(model, device)
+    images, problems = gallery_images(folder)
+    index = {name: i for i, name in enumerate(classifier.names)}
+    usable = [image for image in images if image.identity in index]
+    if not usable:
+        raise InputError(f"{folder}: none of its identities is one of the model's {len(index)} classes")
+    raw, positions, failed = embed_files(encoder, [i.path for i in usable], batch_size, workers, unit=False)
+    if not positions:
+        raise InputError(f"{folder}: no image could be decoded")
+    labels = torch.tensor([index[usable[pos].identity] for pos in positions])
+    top = classifier.scores(torch.from_numpy(raw)).topk(min(5, len(index)), dim=1).indices
+    return {
+        "task": "classification",
+        "images": len(positions),
+        "classes": len(index),
+        "accuracy": float((top[:, 0] == labels).float().mean()),
+        "top5_accuracy": float((top == labels[:, None]).any(dim=1).float().mean()),
+        "unknown_identities": len(images) - len(usable),
+        "failed": _failed(problems + failed),
+    }

@@ -114,10 +114,12 @@ def test_flip_tta_is_mirror_invariant_and_enters_only_its_own_fingerprints(tmp_p
     both = flipped.embed(images)
     assert torch.allclose(both, flipped.embed(images.flip(3)), atol=1e-5)  # a face and its mirror: one embedding
     stored = load_encoder(tmp_path / "m.pt")[0]  # the same fp16-rounded weights, without flip
-    expected = torch.nn.functional.normalize(stored.embed(images, unit=False) + stored.embed(images.flip(3), unit=False))
+    raw_sum = stored.embed(images, unit=False) + stored.embed(images.flip(3), unit=False)
+    expected = torch.nn.functional.normalize(raw_sum)
     assert torch.allclose(both, expected, atol=1e-4)
     assert not torch.allclose(both, stored.embed(images), atol=1e-3)
     # The flip variant's file: same fp16 weights, flip in its config, its own fingerprint.
     assert copy_model_file(tmp_path / "m.pt", tmp_path / "f.pt", flip=True) == fp
     again, again_fp = load_encoder(tmp_path / "f.pt")
-    assert again.config.flip and again_fp == fp == fingerprint(again.config, torch.load(tmp_path / "f.pt")["state_dict"])
+    stored_weights = torch.load(tmp_path / "f.pt")["state_dict"]
+    assert again.config.flip and again_fp == fp == fingerprint(again.config, stored_weights)

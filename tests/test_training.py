@@ -203,3 +203,59 @@ def test_an_undecodable_pairs_image_is_refused(people: Path, tmp_path: Path) -> 
     config = small_config(people, tmp_path / "m.pt", val_pairs=str(pairs), val_images=str(images))
     with pytest.raises(InputError, match="could not be decoded"):
         train(config)
+
+
+def test_bench_classification_scores_the_model_file_classifier(people: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from facesearch.imaging import load_face
+    from facesearch.models.encoder import load_classifier
+
+    out = tmp_path / "phase1.pt"
+    train(small_config(people, out, epochs=1, arcface_epochs=0, steps_per_epoch=1))
+    dev = tmp_path / "dev"
+    write_dataset(dev, identities=7, images_per_identity=2, seed=2, first_sample=6)  # person 6 is not a class
+    result = cli_json("bench", "--classification", dev, "--model", out)
+    encoder, classifier = load_classifier(out)
+    assert classifier.kind == "linear" and len(classifier.names) == 6
+    files = sorted(p for p in dev.glob("*/*") if p.parent.name in classifier.names)
+    raw = encoder.embed(torch.stack([load_face(f, 112)[0] for f in files]), unit=False).numpy().astype(np.float64)
+    scores = raw @ classifier.weight.numpy().astype(np.float64).T + classifier.bias.numpy()
+    truth = np.array([classifier.names.index(f.parent.name) for f in files])
+    top5 = np.argsort(-scores, axis=1)[:, :5]
+    assert result["task"] == "classification" and result["images"] == 12 and result["classes"] == 6
+    assert result["unknown_identities"] == 2 and result["failed"] == []
+    assert result["accuracy"] == pytest.approx(float(np.mean(top5[:, 0] == truth)))
+    assert result["top5_accuracy"] == pytest.approx(float(np.mean((top5 == truth[:, None]).any(axis=1))))
+
+
+def test_classifier_of_either_phase_survives_the_model_file() -> None:
+    from facesearch.models.classifier import Classifier
+    from facesearch.models.margins import MarginHead, SoftmaxHead
+
+    softmax = SoftmaxHead(16, 5)
+    margin = MarginHead.from_classifier(softmax.classifier, loss="arcface")
+    x = torch.randn(8, 16)
+    for head, kind in [(softmax, "linear"), (margin, "cosine")]:
+        names = [f"p{i}" for i in range(5)]
+        back = Classifier.from_payload(Classifier.from_head(head, names).to_payload(), "m.pt")
+        assert back.kind == kind and back.names == names
+        agree = (back.scores(x).argmax(1) == head.predict(x)).float().mean()
+        assert agree == 1.0  # fp16 class weights keep every prediction here
+    with pytest.raises(Exception, match="malformed"):
+        Classifier.from_payload({"names": ["a"], "kind": "linear", "weight": torch.zeros(2, 16)}, "m.pt")
+
+
+def test_bench_classification_bad_input(people: Path, tmp_path: Path, reference: tuple) -> None:
+    from facesearch.models import build_encoder, save_encoder
+
+    plain = tmp_path / "plain.pt"
+    save_encoder(build_encoder(), plain)
+    assert "has no classifier" in cli_json("bench", "--classification", people, "--model", plain, code=1)["error"]
+    strangers = tmp_path / "strangers"
+    write_dataset(strangers, identities=2, images_per_identity=1, seed=3, first_sample=0)
+    for folder in list(strangers.iterdir()):
+        folder.rename(strangers / f"x_{folder.name}")
+    error = cli_json("bench", "--classification", strangers, "--model", reference[0].out, code=1)["error"]
+    assert "none of its identities" in error
+    assert cli("bench", "--classification", people).exit_code == 2  # no --model

@@ -22,6 +22,7 @@ from facesearch.devices import autocast, resolve_device
 from facesearch.errors import ModelError
 from facesearch.fileio import atomic_write
 from facesearch.models.backbones import create_backbone
+from facesearch.models.classifier import Classifier
 from facesearch.models.heads import create_head
 
 FORMAT = "facesearch.encoder"
@@ -138,9 +139,14 @@ def encoder_fingerprint(encoder: Encoder) -> str:
 
 
 def save_encoder(
-    encoder: Encoder, path: str | Path, meta: dict[str, Any] | None = None, half: bool = False
+    encoder: Encoder,
+    path: str | Path,
+    meta: dict[str, Any] | None = None,
+    half: bool = False,
+    classifier: Classifier | None = None,
 ) -> str:
-    """Write a model file atomically; returns its fingerprint. ``half`` stores fp16 weights."""
+    """Write a model file atomically; returns its fingerprint. ``half`` stores fp16 weights;
+    ``classifier``, the trained classifier, is kept for classification benchmarks."""
     state = {
         k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
         for k, v in encoder.state_dict().items()
@@ -154,6 +160,8 @@ def save_encoder(
         "fingerprint": fp,
         "meta": meta or {},
     }
+    if classifier is not None:
+        payload["classifier"] = classifier.to_payload()
     with atomic_write(path) as handle:
         torch.save(payload, handle)
     return fp
@@ -211,3 +219,16 @@ def load_encoder(path: str | Path, device: str | None = None, flip: bool | None 
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"{path}: weights do not fit the model's config ({exc})") from None
     return prepare(encoder, device), payload["fingerprint"]
+
+
+def load_classifier(path: str | Path, device: str | None = None) -> tuple[Encoder, Classifier]:
+    """The encoder (without flip: the classifier was trained on plain embeddings) and the
+    classifier of a model file written by ``facesearch train``."""
+    payload = read_model_file(path)
+    if "classifier" not in payload:
+        raise ModelError(f"{path}: has no classifier (only `facesearch train` model files do)")
+    classifier = Classifier.from_payload(payload["classifier"], str(path))
+    encoder, _ = load_encoder(path, device, flip=False)
+    if classifier.weight.shape[1] != encoder.config.embedding_dim:
+        raise ModelError(f"{path}: its classifier does not fit the encoder's embedding size")
+    return encoder, classifier

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from facesearch.devices import autocast, resolve_device
 from facesearch.errors import InputError
 from facesearch.metrics import verification_report
+from facesearch.models.classifier import Classifier
 from facesearch.models.encoder import Encoder, save_encoder
 from facesearch.models.margins import MarginHead, SoftmaxHead
 from facesearch.training.batchnorm import calibration_images, recalibrate_batchnorm
@@ -248,6 +249,7 @@ class Trainer:
             "value": self._score(record),
             "epoch": record.epoch,
             "encoder": {k: v.detach().cpu().clone() for k, v in self.encoder.state_dict().items()},
+            "classifier": Classifier.from_head(self.head, self.data.names).to_payload(),
             "validation": validation,
         }
         self._write_model()
@@ -264,7 +266,9 @@ class Trainer:
             "validation": self.best["validation"],
             "recipe": c.to_dict(),
         }
-        save_encoder(encoder, c.out, meta)
+        stored = self.best.get("classifier")  # absent in checkpoints of older versions
+        classifier = Classifier.from_payload(stored, str(c.out)) if stored else None
+        save_encoder(encoder, c.out, meta, classifier=classifier)
 
     # --- checkpoints ------------------------------------------------------------------
 
