@@ -47,13 +47,10 @@ from facesearch.locking import GalleryLock
 from facesearch.migrations.runner import current_revision
 from facesearch.models import (
     Encoder,
-    EncoderConfig,
-    build_encoder,
     copy_model_file,
-    encoder_fingerprint,
     load_encoder,
-    save_encoder,
 )
+from facesearch.models.reference import reference_file
 from facesearch.store import GalleryState, NewFace, Store
 
 log = logging.getLogger(__name__)
@@ -184,19 +181,16 @@ class Gallery:
 
     def bind_encoder(self, model: str | Path | None = None, flip: bool | None = None) -> Encoder:
         """The encoder enroll uses: the gallery's own; or, while the gallery has no faces,
-        ``model`` (or the default encoder), which it then becomes bound to. ``flip`` sets
+        ``model`` (or the shipped reference encoder), which it then becomes bound to. ``flip`` sets
         flip test-time augmentation (None: as the model file, or the gallery, has it)."""
         state = self.store.state()
         if model is None:
             if state.fingerprint is None:
-                encoder = build_encoder(EncoderConfig(flip=bool(flip)), self.device)
-                fp = encoder_fingerprint(encoder)
-                save_encoder(encoder, self.home.model_file(fp))
-                self._bind(encoder, fp)
-                return encoder
-            if flip is None:
+                model = reference_file()  # the shipped encoder
+            elif flip is None:
                 return self._load_bound(state.fingerprint)
-            model = self.home.model_file(state.fingerprint)  # the gallery's weights, flip changed
+            else:
+                model = self.home.model_file(state.fingerprint)  # the gallery's weights, flip changed
         encoder, fp = self._load(model, flip)
         if state.fingerprint not in (None, fp) and self.store.counts()[1]:
             self._check_binding(fp, state.fingerprint, model)

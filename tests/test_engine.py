@@ -331,3 +331,29 @@ def test_ivf_is_refitted_when_the_gallery_outgrows_it(home: Path, faces_dir: Pat
         assert refitted.stamp.trained_for == 324 and training_size(g.index_spec, 324) == 320
         assert g.index_spec.nprobe == 2
         assert g.query(faces_dir / "person_0005" / "0002.jpg").identity == "person_0005"
+
+
+def test_enroll_without_a_model_uses_the_shipped_reference_encoder(home: Path, faces_dir: Path) -> None:
+    from facesearch.models.encoder import read_model_file
+    from facesearch.models.reference import REFERENCE_FILE
+
+    shipped = read_model_file(REFERENCE_FILE)
+    assert REFERENCE_FILE.stat().st_size <= 16 * 1024 * 1024
+    assert shipped["meta"]["recipe"]["data"].endswith("fiw/train")  # trained by `facesearch train`
+    with Gallery(home) as g:
+        g.enroll(faces_dir)
+        model = g.info()["model"]
+        assert model["fingerprint"] == shipped["fingerprint"] and model["backbone"] == shipped["config"].backbone
+        assert g.query(faces_dir / "person_0006" / "0002.jpg").identity == "person_0006"
+
+
+def test_a_missing_reference_encoder_is_a_clear_error(
+    home: Path, faces_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import facesearch.models.reference as reference
+
+    monkeypatch.setattr(reference, "REFERENCE_FILE", tmp_path / "gone.pt")
+    with Gallery(home) as g, pytest.raises(ModelError, match="reference encoder .* is missing"):
+        g.enroll(faces_dir)
+    with Gallery(home) as g:
+        assert g.info()["faces"] == 0

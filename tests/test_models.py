@@ -21,7 +21,7 @@ def test_registry_has_the_promised_backbones() -> None:
 
 @pytest.mark.parametrize(
     ("backbone", "head"),
-    [(name, "gdc") for name in list_backbones()] + [("litface", "fc"), ("litface", "avg")],
+    [(name, "gdc") for name in list_backbones()] + [("litface", "fc"), ("litface", "avg"), ("grey_pixels", "linear")],
 )
 def test_every_backbone_gives_normalised_512d_embeddings(backbone: str, head: str) -> None:
     encoder = build_encoder(EncoderConfig(backbone=backbone, head=head))

@@ -1,4 +1,5 @@
-"""The wheel (a non-editable install) carries the console script, the CLI and the migrations."""
+"""The wheel (a non-editable install) carries the console script, the CLI, the migrations and the
+reference encoder."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ def test_wheel_holds_cli_and_migrations(wheel: zipfile.ZipFile) -> None:
         "facesearch/migrations/runner.py",
         "facesearch/migrations/script.py.mako",
         "facesearch/migrations/versions/0001_initial.py",
+        "facesearch/migrations/versions/0002_index_kind.py",
+        "facesearch/models/reference.pt",
     ]:
         assert required in names, required
     assert not any(n.startswith(("cli/", "migrations/", "tests/")) for n in names)

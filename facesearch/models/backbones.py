@@ -183,3 +183,21 @@ def litface(drop_path: float = 0.0) -> nn.Module:
             cin, index = cout, index + 1
     layers.append(_conv_bn_prelu(cin, 512, 1, 1))
     return _with_channels(nn.Sequential(*layers), 512)
+
+
+class _GreyPixels(nn.Module):
+    """Luminance, averaged down 2x: the face as raw pixels (56x56 for a 112 crop)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.avg_pool2d((x * self.luma).sum(1, keepdim=True), 2)
+
+
+@register("grey_pixels")
+def grey_pixels(drop_path: float = 0.0) -> nn.Module:
+    """No learning at all: the floor baseline (PCA on grey pixels, with the ``linear`` head;
+    see benchmarks/pca_baseline.py). Not meant for training."""
+    return _with_channels(_GreyPixels(), 1)

@@ -1,0 +1,40 @@
+"""The reference encoder shipped inside the package: what `enroll` uses without ``--model``.
+
+It is an ordinary model file written by ``facesearch train`` on ``fiw/train`` (its recipe and
+validation figures are in its ``meta``, the command lines in the README), re-saved with fp16
+weights by ``export_reference`` so the wheel stays small. Nothing is downloaded: the file is
+package data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from facesearch.errors import ModelError
+from facesearch.models.encoder import load_encoder, read_model_file, save_encoder
+
+REFERENCE_FILE = Path(__file__).with_name("reference.pt")
+MAX_BYTES = 16 * 1024 * 1024
+
+
+def reference_file() -> Path:
+    """The shipped model file; a clear error if this install lacks it."""
+    if not REFERENCE_FILE.is_file():
+        raise ModelError(
+            f"the reference encoder {REFERENCE_FILE} is missing from this install; "
+            "reinstall facesearch or pass --model"
+        )
+    return REFERENCE_FILE
+
+
+def export_reference(source: str | Path, target: str | Path = REFERENCE_FILE) -> str:
+    """Write ``source`` (a `facesearch train` model file) as the reference: fp16 weights, its
+    meta kept, its classifier dropped (the gallery does not use it). Returns the fingerprint."""
+    meta = read_model_file(source)["meta"]
+    encoder, _ = load_encoder(source, "cpu")
+    fp = save_encoder(encoder, target, {**meta, "exported_from": Path(source).name}, half=True)
+    size = Path(target).stat().st_size
+    if size > MAX_BYTES:
+        Path(target).unlink()
+        raise ModelError(f"{source}: {size / 2**20:.1f} MB in fp16, over the {MAX_BYTES / 2**20:.0f} MB limit")
+    return fp
