@@ -117,7 +117,7 @@ def face_like_vectors(count: int, dim: int, per_identity: int, rng, intrinsic: i
     photos cosine 0 +- 0.12. (Measured on cfp-dev with our FIW-trained encoder: 0.48 and
     0.11 +- 0.23, participation ratio of the embedding covariance 17. Isotropic 512-d vectors,
     cosine +- 0.044 between people, have no such structure and defeat IVF and HNSW alike:
-    recall@1 0.81 at nprobe 256 on 1M in an earlier run.)
+    recall@1 0.81 at nprobe 256 on 1M in an ad-hoc sweep.)
     """
     import numpy as np
 

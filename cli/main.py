@@ -277,7 +277,7 @@ def index_settings(
             params = {k: v for k, v in {"nprobe": nprobe, "ef_search": ef_search}.items() if v is not None}
             if kind is not None or params:
                 gallery.set_index(kind.value if kind else gallery.index_spec.kind, **params)
-            result = {"index": gallery.info()["index"]}
+            result = {"index": gallery.index_info()}
 
         def human(r: dict[str, Any]) -> None:
             params = ", ".join(f"{k}={v}" for k, v in r["index"]["params"].items())
@@ -341,8 +341,8 @@ def bench(
         raise typer.BadParameter("give one of PROBES, --pairs (with --images), --classification", param_hint="PROBES")
     if classification is not None and model is None:
         raise typer.BadParameter("--classification needs --model (from `facesearch train`)", param_hint="--model")
-    if flip is not None and pairs is None:  # classification: the classifier saw plain embeddings
-        raise typer.BadParameter("open-set uses the gallery's encoder: set flip at enroll", param_hint="--flip")
+    if flip is not None and pairs is None:  # open-set: the gallery's encoder; classification: plain embeddings
+        raise typer.BadParameter("--flip is for --pairs (open-set: set it at enroll)", param_hint="--flip")
     if pairs is not None and images is None:
         raise typer.BadParameter("--pairs needs --images", param_hint="--images")
     with failures(as_json):
@@ -376,8 +376,7 @@ def _pairs_encoder(model: Path | None, home: Path | None, device: str, flip: boo
 
     if model is None:
         with open_gallery(home, device) as gallery:
-            gallery.encoder()  # refuses an empty gallery
-            model = gallery.home.model_file(gallery.store.state().fingerprint)
+            model = gallery.bound_model_file()
     return load_encoder(model, None if device == "auto" else device, flip)[0]
 
 

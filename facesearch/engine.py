@@ -190,7 +190,7 @@ class Gallery:
             elif flip is None:
                 return self._load_bound(state.fingerprint)
             else:
-                model = self.home.model_file(state.fingerprint)  # the gallery's weights, flip changed
+                model = self._model_path(state.fingerprint)  # the gallery's weights, flip changed
         encoder, fp = self._load(model, flip)
         if state.fingerprint not in (None, fp) and self.store.counts()[1]:
             self._check_binding(fp, state.fingerprint, model)
@@ -215,15 +215,26 @@ class Gallery:
         self._encoder = (fp, encoder)
         return encoder, fp
 
-    def _load_bound(self, fp: str) -> Encoder:
-        if self._encoder is not None and self._encoder[0] == fp:
-            return self._encoder[1]
+    def bound_model_file(self) -> Path:
+        """The gallery's own model file (its copy in HOME/models/), to load it another way."""
+        fp = self.store.state().fingerprint
+        if fp is None:
+            raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
+        return self._model_path(fp)
+
+    def _model_path(self, fp: str) -> Path:
         path = self.home.model_file(fp)
         if not path.exists():
             raise ModelError(
                 f"the gallery's encoder file {path} is missing; pass --model with the model "
                 f"file the gallery was enrolled with (fingerprint {fp[:12]})"
             )
+        return path
+
+    def _load_bound(self, fp: str) -> Encoder:
+        if self._encoder is not None and self._encoder[0] == fp:
+            return self._encoder[1]
+        path = self._model_path(fp)
         encoder, loaded_fp = self._load(path)
         if loaded_fp != fp:
             raise ModelError(f"{path}: holds encoder {loaded_fp[:12]}, not the gallery's {fp[:12]}")
@@ -409,7 +420,6 @@ class Gallery:
             or not index.stamp.same_gallery(state)
             or index.dim != state.dim
             or index.spec.kind != spec.kind
-            or index.outgrown(self.store.counts()[1])
         ):
             index = self._new_index(state, spec)
         elif index.spec != spec:
@@ -447,8 +457,8 @@ class Gallery:
         state, db_ids = self.store.snapshot_ids()
         have = index.ids()
         extra = np.setdiff1d(have, db_ids, assume_unique=True)
-        if len(extra) and not index.spec.removes:
-            log.info("rebuilding the %s index without %d removed faces", index.spec.kind, len(extra))
+        if (len(extra) and not index.spec.removes) or index.outgrown(len(db_ids)):
+            log.info("rebuilding the %s index for %d faces", index.spec.kind, len(db_ids))
             return self._reconcile(self._new_index(state, index.spec))
         missing = np.setdiff1d(db_ids, have, assume_unique=True)
         index.remove(extra)
@@ -490,7 +500,8 @@ class Gallery:
 
     def set_index(self, kind: str, **params: int) -> IndexSpec:
         """Choose the gallery's index kind and search effort; the index is rebuilt now if the
-        kind changed (unset parameters keep their stored or default values)."""
+        kind changed (unset parameters keep their stored or default values; the index file
+        does not hold them, so changing them rewrites nothing)."""
         current = self.index_spec
         merged = {**(current.params() if current.kind == kind else {}), **params}
         spec = IndexSpec.parse(kind, merged)
@@ -498,9 +509,9 @@ class Gallery:
             return spec
         with self.lock:
             self.store.set_index_spec(spec.kind, spec.params())
-            if self.store.state().dim is not None:
+            if spec.kind != current.kind and self.store.state().dim is not None:
                 self._index_dirty = True
-                self._save_index()
+                self._save_index()  # search parameters alone are applied on the next use
         return spec
 
     def rebuild_index(self) -> int:
@@ -603,7 +614,6 @@ class Gallery:
                 "file": str(self.home.model_file(row.encoder_fingerprint)),
                 **json.loads(row.encoder_config or "{}"),
             }
-        stamp = read_stamp(self.home.index)
         return {
             "home": str(self.home.root),
             "database": self.store.safe_url,
@@ -613,13 +623,18 @@ class Gallery:
             "faces": faces,
             "threshold": row.threshold,
             "threshold_source": row.threshold_source,
-            "index": {
-                "path": str(self.home.index),
-                "kind": self.index_spec.kind,
-                "params": self.index_spec.params(),
-                "exists": stamp is not None,
-                "up_to_date": bool(stamp and stamp.describes(state)),
-                "gpu": gpu_available() if self.gpu_index is None else self.gpu_index,
-            },
+            "index": self.index_info(state),
             "device": str(resolve_device(self.device)),
+        }
+
+    def index_info(self, state: GalleryState | None = None) -> dict[str, Any]:
+        """The index's kind, search parameters and whether its file is up to date."""
+        spec, stamp = self.index_spec, read_stamp(self.home.index)
+        return {
+            "path": str(self.home.index),
+            "kind": spec.kind,
+            "params": spec.params(),
+            "exists": stamp is not None,
+            "up_to_date": bool(stamp and stamp.describes(state or self.store.state())),
+            "gpu": gpu_available() if self.gpu_index is None else self.gpu_index,
         }

@@ -210,7 +210,11 @@ def copy_model_file(source: str | Path, target: str | Path, flip: bool | None = 
 def load_encoder(path: str | Path, device: str | None = None, flip: bool | None = None) -> tuple[Encoder, str]:
     """Rebuild the encoder from a model file: (encoder ready for inference, fingerprint);
     ``flip`` turns flip test-time augmentation on or off (None: as the file says)."""
-    payload = with_flip(read_model_file(path), flip)
+    return encoder_from_payload(with_flip(read_model_file(path), flip), path, device)
+
+
+def encoder_from_payload(payload: dict[str, Any], path: str | Path, device: str | None = None) -> tuple[Encoder, str]:
+    """The encoder of an already read (``read_model_file``) payload, and its fingerprint."""
     config: EncoderConfig = payload["config"]
     try:
         encoder = Encoder(config)
@@ -228,7 +232,7 @@ def load_classifier(path: str | Path, device: str | None = None) -> tuple[Encode
     if "classifier" not in payload:
         raise ModelError(f"{path}: has no classifier (only `facesearch train` model files do)")
     classifier = Classifier.from_payload(payload["classifier"], str(path))
-    encoder, _ = load_encoder(path, device, flip=False)
+    encoder, _ = encoder_from_payload(with_flip(payload, False), path, device)
     if classifier.weight.shape[1] != encoder.config.embedding_dim:
         raise ModelError(f"{path}: its classifier does not fit the encoder's embedding size")
     return encoder, classifier

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from facesearch.errors import ModelError
-from facesearch.models.encoder import load_encoder, read_model_file, save_encoder
+from facesearch.models.encoder import encoder_from_payload, read_model_file, save_encoder
 
 REFERENCE_FILE = Path(__file__).with_name("reference.pt")
 MAX_BYTES = 16 * 1024 * 1024
@@ -30,9 +30,9 @@ def reference_file() -> Path:
 def export_reference(source: str | Path, target: str | Path = REFERENCE_FILE) -> str:
     """Write ``source`` (a `facesearch train` model file) as the reference: fp16 weights, its
     meta kept, its classifier dropped (the gallery does not use it). Returns the fingerprint."""
-    meta = read_model_file(source)["meta"]
-    encoder, _ = load_encoder(source, "cpu")
-    fp = save_encoder(encoder, target, {**meta, "exported_from": Path(source).name}, half=True)
+    payload = read_model_file(source)
+    encoder, _ = encoder_from_payload(payload, source, "cpu")
+    fp = save_encoder(encoder, target, {**payload["meta"], "exported_from": Path(source).name}, half=True)
     size = Path(target).stat().st_size
     if size > MAX_BYTES:
         Path(target).unlink()
