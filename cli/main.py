@@ -429,6 +429,7 @@ def train(
     margin: Annotated[float, typer.Option(min=0.0, help="ArcFace margin m (radians).")] = 0.5,
     alpha: Annotated[float, typer.Option(min=0.0, help="Weight of the intra-class angle.")] = 0.1,
     embedding_dim: Annotated[int, typer.Option(min=2)] = 512,
+    input_size: Annotated[int, typer.Option(min=1, help="Side of the face crop the encoder sees (px).")] = 112,
     drop_path: Annotated[float, typer.Option(min=0.0, max=0.9, help="Stochastic depth.")] = 0.0,
     balanced: Annotated[bool, typer.Option(help="Draw every person equally often.")] = False,
     augment: Annotated[
@@ -462,7 +463,7 @@ def train(
     with failures(as_json):
         config = TrainConfig(
             data=str(data.resolve()), out=str(out), run_dir=str(run_dir) if run_dir else None,
-            backbone=backbone, embedding_dim=embedding_dim, drop_path=drop_path,
+            backbone=backbone, embedding_dim=embedding_dim, input_size=input_size, drop_path=drop_path,
             epochs=epochs, arcface_epochs=arcface_epochs, batch_size=batch_size,
             lr=lr, arcface_lr=arcface_lr, optimizer=optimizer, weight_decay=weight_decay,
             scheduler=scheduler, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,

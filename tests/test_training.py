@@ -129,6 +129,7 @@ def test_resume_without_checkpoint_or_with_a_corrupt_one(people: Path, tmp_path:
         ({"scheduler": "linear"}, "unknown scheduler"),
         ({"epochs": 0, "arcface_epochs": 0}, "nothing to train"),
         ({"val_pairs": "pairs.txt"}, "go together"),
+        ({"input_size": 16}, "too small"),
     ],
 )
 def test_bad_options_are_refused(people: Path, tmp_path: Path, changes: dict, message: str) -> None:
@@ -144,6 +145,16 @@ def test_plateau_scheduler_and_balanced_sampling_run(people: Path, tmp_path: Pat
     report = train(config)
     assert report.heldout_images == 6 and report.selected_by == "heldout_accuracy"
     assert all(r.heldout_accuracy is not None for r in report.history)
+
+
+def test_a_smaller_input_size_reaches_images_read_from_disk(people: Path, tmp_path: Path) -> None:
+    config = small_config(
+        people, tmp_path / "m.pt", epochs=1, arcface_epochs=0, steps_per_epoch=1, holdout=0.2, cache=False,
+        input_size=48,
+    )
+    report = train(config)
+    assert report.history[0].heldout_accuracy is not None
+    assert load_encoder(config.out)[0].config.input_size == 48
 
 
 def test_separate_dev_folder_counts_only_training_people(people: Path, tmp_path: Path) -> None:
@@ -162,12 +173,15 @@ def test_cli_train_with_pairs_then_enroll(people: Path, tmp_path: Path, home: Pa
     result = cli_json(
         "train", people, "--out", out, "--epochs", 1, "--arcface-epochs", 1, "--batch-size", 12,
         "--workers", 0, "--val-pairs", pairs, "--val-images", images, "--augment", "hflip",
+        "--input-size", 64,
     )
     assert result["model"] == str(out) and result["epochs"] == 2
     assert result["selected_by"] == "roc_auc"
     assert set(result["validation"]) >= {"roc_auc", "pairs_accuracy", "heldout_accuracy"}
+    assert load_encoder(out)[0].config.input_size == 64  # the crop side travels with the model
     enrolled = cli_json("enroll", people, "--model", out)
     assert enrolled["enrolled"] == 36
+    assert cli_json("query", next(people.glob("*/*.jpg")))["identity"]
 
 
 def test_cli_train_bad_input(tmp_path: Path, people: Path) -> None:

@@ -55,7 +55,7 @@ def test_balanced_sampler_draws_classes_equally() -> None:
 def test_augmentations_keep_shape_and_range(folder: Path, switch: str) -> None:
     config = AugmentConfig(*([switch == "all"] * 7))
     samples, _ = labelled_folder(folder)
-    dataset = FaceClassification(samples, train_transform(config))
+    dataset = FaceClassification(samples, train_transform(config), 112)
     image, label = dataset[0]
     assert image.shape == (3, 112, 112) and image.dtype == torch.float32
     assert -1.0 <= image.min() and image.max() <= 1.0 + 1e-6 and label == samples[0][1]
@@ -65,7 +65,7 @@ def test_bad_files_are_dropped_from_the_batch(tmp_path: Path) -> None:
     write_dataset(tmp_path, identities=2, images_per_identity=2, seed=4)
     badfiles.truncated_jpeg(tmp_path / "person_0001" / "bad.jpg")
     samples, _ = labelled_folder(tmp_path)
-    dataset = FaceClassification(samples, train_transform(AugmentConfig()))
+    dataset = FaceClassification(samples, train_transform(AugmentConfig()), 112)
     loader = DataLoader(dataset, batch_size=8, collate_fn=collate_labelled)
     images, labels = next(iter(loader))
     assert images.shape[0] == labels.shape[0] == 4

@@ -17,7 +17,7 @@ def calibration_images(train: FaceSet, seed: int, workers: int | None) -> torch.
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:CALIBRATION_IMAGES]
     if train.images is not None:
         return train.images[order]
-    return FaceSet.decode([train.paths[i] for i in order.tolist()], workers).images  # type: ignore[return-value]
+    return FaceSet.decode([train.paths[i] for i in order.tolist()], train.side, workers).images  # type: ignore[return-value]
 
 
 @torch.no_grad()

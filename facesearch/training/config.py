@@ -14,6 +14,7 @@ from facesearch.models.margins import LOSSES
 from facesearch.training.data import AugmentConfig
 from facesearch.training.optim import OPTIMIZERS, SCHEDULERS
 
+MIN_INPUT_SIZE = 32
 # Options that only say how or where to run: a resumed run may change them.
 RUNTIME_FIELDS = frozenset({"out", "run_dir", "device", "workers", "cache"})
 # Options of phase 2: free to change on resume until phase 2 has started (so one phase-1
@@ -28,6 +29,7 @@ class TrainConfig:
     run_dir: str | None = None  # checkpoint and log.csv; default: <out>.run/ beside out
     backbone: str = "mobilenet_v3_small"
     embedding_dim: int = 512
+    input_size: int = 112  # side of the square face crop the encoder sees
     head: str = "gdc"
     dropout: float = 0.0
     drop_path: float = 0.0
@@ -73,6 +75,9 @@ class TrainConfig:
             raise InputError("nothing to train: --epochs and --arcface-epochs are both 0")
         if (self.val_pairs is None) != (self.val_images is None):
             raise InputError("--val-pairs and --val-images go together")
+        if self.input_size < MIN_INPUT_SIZE:
+            # Every backbone downsamples 16x: below 32 px its last feature map is under 2x2.
+            raise InputError(f"--input-size {self.input_size} is too small (at least {MIN_INPUT_SIZE})")
         if not 0.0 <= self.holdout < 1.0:
             raise InputError(f"--holdout {self.holdout} must be in [0, 1)")
 
@@ -92,6 +97,7 @@ class TrainConfig:
         return EncoderConfig(
             backbone=self.backbone,
             embedding_dim=self.embedding_dim,
+            input_size=self.input_size,
             head=self.head,
             dropout=self.dropout,
             drop_path=self.drop_path,

@@ -107,7 +107,7 @@ def balanced_sampler(samples: Sequence[Sample], seed: int = 0) -> WeightedRandom
 class FaceClassification(Dataset):
     """(augmented image, class) pairs; a file that fails to decode yields None."""
 
-    def __init__(self, samples: Sequence[Sample], transform, size: int = 112) -> None:  # noqa: ANN001
+    def __init__(self, samples: Sequence[Sample], transform, size: int) -> None:  # noqa: ANN001
         self.samples = list(samples)
         self.transform = transform
         self.size = size

@@ -40,10 +40,12 @@ class _CachedFaces(Dataset):
 
 @dataclass
 class FaceSet:
-    """Labelled faces, either decoded (``images`` set) or as files to decode on the fly."""
+    """Labelled faces, either decoded (``images`` set) or as files to decode on the fly,
+    as ``side`` x ``side`` crops (the encoder's input size)."""
 
     paths: list[Path]
     labels: torch.Tensor
+    side: int
     images: torch.Tensor | None = None
 
     def __len__(self) -> int:
@@ -55,15 +57,15 @@ class FaceSet:
     def dataset(self, transform) -> Dataset:  # noqa: ANN001
         if self.images is not None:
             return _CachedFaces(self.images, self.labels, transform)
-        return FaceClassification(self.samples(), transform)
+        return FaceClassification(self.samples(), transform, self.side)
 
     @classmethod
-    def from_samples(cls, samples: Sequence[Sample]) -> "FaceSet":
-        return cls([p for p, _ in samples], torch.tensor([label for _, label in samples], dtype=torch.long))
+    def from_samples(cls, samples: Sequence[Sample], side: int) -> "FaceSet":
+        return cls([p for p, _ in samples], torch.tensor([label for _, label in samples], dtype=torch.long), side)
 
     @classmethod
     def decode(
-        cls, paths: Sequence[Path], workers: int | None = None, labels: Sequence[int] | None = None, side: int = 112
+        cls, paths: Sequence[Path], side: int, workers: int | None = None, labels: Sequence[int] | None = None
     ) -> "FaceSet":
         """Decode every file into memory; files that fail are logged and left out."""
         images = torch.empty((len(paths), 3, side, side), dtype=torch.uint8)
@@ -76,7 +78,7 @@ class FaceSet:
                 keep[batch.positions] = True
         label_tensor = torch.tensor(list(labels) if labels is not None else [-1] * len(paths), dtype=torch.long)
         kept = [p for p, k in zip(paths, keep.tolist()) if k]
-        return cls(kept, label_tensor[keep], images if keep.all() else images[keep])
+        return cls(kept, label_tensor[keep], side, images if keep.all() else images[keep])
 
 
 @dataclass
@@ -100,12 +102,12 @@ def load_training_data(config: TrainConfig) -> TrainingData:
     if cache is None:
         cache = len(train_samples) * 3 * side * side <= CACHE_LIMIT
     if cache:
-        train = FaceSet.decode([p for p, _ in train_samples], workers, [lab for _, lab in train_samples], side)
+        train = FaceSet.decode([p for p, _ in train_samples], side, workers, [lab for _, lab in train_samples])
     else:
-        train = FaceSet.from_samples(train_samples)
+        train = FaceSet.from_samples(train_samples, side)
     if len(train) == 0:
         raise InputError(f"{config.data}: no readable training images")
-    heldout = FaceSet.decode([p for p, _ in heldout_samples], workers, [lab for _, lab in heldout_samples], side)
+    heldout = FaceSet.decode([p for p, _ in heldout_samples], side, workers, [lab for _, lab in heldout_samples])
     log.info("%d people, %d training images, %d held out", len(names), len(train), len(heldout))
     return TrainingData(names, train, heldout, workers)
 

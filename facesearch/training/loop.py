@@ -81,7 +81,7 @@ class Trainer:
         self.pair_images: torch.Tensor | None = None
         if config.val_pairs:
             self.pairs = read_pairs(config.val_pairs, config.val_images)  # type: ignore[arg-type]
-            decoded = FaceSet.decode(self.pairs.images, config.workers)
+            decoded = FaceSet.decode(self.pairs.images, config.input_size, config.workers)
             if len(decoded) != len(self.pairs.images):  # pairs index images by position
                 missing = sorted(set(self.pairs.images) - set(decoded.paths))
                 raise InputError(f"{missing[0]}: a pairs image could not be decoded (see the warning above)")
