@@ -11,6 +11,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from facesearch import UNKNOWN
+from facesearch.bench import compare_scoring, identity_scores
+from facesearch.engine import Gallery
+from facesearch.errors import InputError
 from facesearch.synthetic import write_dataset, write_pairs
 from tests.conftest import cli, cli_json
 
@@ -129,3 +132,32 @@ def test_submission_has_one_row_per_probe(probe_set: tuple[Path, Path], tmp_path
     assert rows[-1]["label"] == UNKNOWN and result["failed"][0]["path"].endswith("000099.jpg")
     for row in rows[:-1]:
         assert row["label"] == cli_json("query", probes / row["id"])["identity"]
+
+
+def test_identity_scores_nearest_image_and_mean_template() -> None:
+    stored = np.array([[1, 0, 0], [0, 1, 0], [0.6, 0.8, 0]], dtype=np.float32)
+    names = np.array(["b", "a", "b"])
+    queries = np.array([[0, 1, 0], [0.8, 0, 0.6]], dtype=np.float32)
+    people, nearest = identity_scores(queries, stored, names, "nearest")
+    assert people.tolist() == ["a", "b"]
+    assert nearest == pytest.approx(np.array([[1.0, 0.8], [0.0, 0.8]]))
+    centre_b = np.array([1.6, 0.8, 0]) / np.linalg.norm([1.6, 0.8, 0])
+    _, mean = identity_scores(queries, stored, names, "mean")
+    assert mean == pytest.approx(np.array([[1.0, centre_b[1]], [0.0, 0.8 * centre_b[0]]]))
+    with pytest.raises(InputError, match="unknown scoring rule"):
+        identity_scores(queries, stored, names, "median")
+
+
+def test_compare_scoring_nearest_rule_reproduces_bench(probe_set: tuple[Path, Path], home: Path) -> None:
+    probes, labels_csv = probe_set
+    threshold = cli_json("threshold")["threshold"]
+    with Gallery(home) as gallery:
+        report = compare_scoring(gallery, probes, labels_csv)
+    assert cli_json("threshold")["threshold"] == threshold  # comparing rules tunes nothing in the gallery
+    bench = cli_json("bench", probes, "--tune")
+    assert report["probes"] == bench["probes"] == 13 and report["failed"] == []
+    assert report["nearest"]["rank1"] == bench["rank1"]
+    assert report["nearest"]["roc_auc"] == pytest.approx(bench["roc_auc"])
+    assert report["nearest"]["accuracy_at_tuned"] == pytest.approx(bench["accuracy_at_tuned"])
+    assert report["nearest"]["tuned_threshold"] == pytest.approx(bench["tuned_threshold"], abs=1e-6)
+    assert set(report["mean"]) == {"rank1", "roc_auc", "tuned_threshold", "accuracy_at_tuned"}
