@@ -35,3 +35,16 @@ def test_enroll_query_remove_rebuild_on_cfp_known(home: Path) -> None:
     q = cli_json("query", image, "--top-k", 200)
     assert person.name not in [m["identity"] for m in q["matches"]]
     assert cli_json("info")["faces"] == 597
+
+
+@needs_datasets(CFP / "pairs.txt")
+def test_the_shipped_reference_encoder_scores_what_its_file_records() -> None:
+    """The reference's recorded validation figure (its training run, fp32) is reproduced by
+    `bench --pairs` on the shipped fp16 file: weights, preprocessing and metric agree."""
+    from facesearch.models.encoder import read_model_file
+    from facesearch.models.reference import REFERENCE_FILE
+
+    recorded = read_model_file(REFERENCE_FILE)["meta"]["validation"]
+    result = cli_json("bench", "--pairs", CFP / "pairs.txt", "--images", CFP / "images", "--model", REFERENCE_FILE)
+    assert result["pairs"] == 3000
+    assert result["roc_auc"] == pytest.approx(recorded["roc_auc"], abs=1e-3)
