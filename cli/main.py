@@ -453,6 +453,10 @@ def train(
     checkpoint: Annotated[
         Optional[Path], typer.Option(help="Resume from this checkpoint (such as another run's phase1.pt).")
     ] = None,
+    init: Annotated[
+        Optional[Path],
+        typer.Option(help="Start from this model file's weights (and classifier, for the same people)."),
+    ] = None,
     device: DeviceOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
@@ -473,7 +477,7 @@ def train(
             val_pairs=str(val_pairs.resolve()) if val_pairs else None,
             val_images=str(val_images.resolve()) if val_images else None,
             steps_per_epoch=steps_per_epoch, seed=seed, workers=workers,
-            device=None if device == "auto" else device,
+            init=str(init.resolve()) if init else None, device=None if device == "auto" else device,
         )
         with progress_bars() as progress:
             report = run_training(config, resume, checkpoint, progress, _print_epoch)

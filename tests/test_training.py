@@ -111,6 +111,32 @@ def test_phase1_checkpoint_can_be_fine_tuned_with_another_loss(
     assert losses(history[:3]) == losses(ref_history[:3])  # phase 1 is carried over, not re-run
 
 
+def test_init_starts_from_a_model_files_weights_and_classifier(
+    reference: tuple[TrainConfig, list[EpochRecord]], tmp_path: Path
+) -> None:
+    """With a zero learning rate nothing moves, so the fine-tune's model file shows exactly
+    where it started: the --init encoder, and a margin head built from its classifier."""
+    config, _ = reference
+    start = torch.load(config.out, weights_only=True)
+    tuned = small_config(Path(config.data), tmp_path / "tuned.pt", epochs=0, arcface_epochs=1, steps_per_epoch=1,
+                         arcface_lr=0.0, weight_decay=0.0, init=config.out)
+    train(tuned)
+    after = torch.load(tuned.out, weights_only=True)
+    weights = [k for k, v in start["state_dict"].items() if k.endswith("weight") and v.ndim > 1]
+    assert weights and all(torch.equal(after["state_dict"][k], start["state_dict"][k]) for k in weights)
+    assert after["meta"]["recipe"]["init"] == config.out
+    assert after["classifier"]["kind"] == "cosine"
+    centres = torch.nn.functional.normalize(start["classifier"]["weight"].float(), dim=1)
+    assert torch.allclose(after["classifier"]["weight"].float(), centres, atol=1e-3)
+
+
+def test_init_refuses_a_model_of_another_shape(reference: tuple[TrainConfig, list], tmp_path: Path) -> None:
+    config, _ = reference
+    other = small_config(Path(config.data), tmp_path / "m.pt", embedding_dim=64, init=config.out)
+    with pytest.raises(InputError, match="embedding_dim 512 .this run: 64."):
+        train(other)
+
+
 def test_resume_without_checkpoint_or_with_a_corrupt_one(people: Path, tmp_path: Path) -> None:
     config = small_config(people, tmp_path / "m.pt")
     with pytest.raises(InputError, match="no checkpoint"):

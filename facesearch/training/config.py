@@ -60,6 +60,7 @@ class TrainConfig:
     device: str | None = None
     workers: int | None = None
     cache: bool | None = None  # decoded crops in memory; default: when they fit in 4 GiB
+    init: str | None = None  # a model file whose weights (and classifier) the run starts from
 
     def __post_init__(self) -> None:
         for option, value, known in (
@@ -115,7 +116,7 @@ class TrainConfig:
         return cls(**values)
 
 
-PATH_FIELDS = ("data", "val_dir", "val_pairs", "val_images")
+PATH_FIELDS = ("data", "val_dir", "val_pairs", "val_images", "init")
 
 
 def comparable(options: dict[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from facesearch.devices import autocast, resolve_device
 from facesearch.errors import InputError
 from facesearch.metrics import verification_report
 from facesearch.models.classifier import Classifier
-from facesearch.models.encoder import Encoder, save_encoder
+from facesearch.models.encoder import Encoder, encoder_from_payload, read_model_file, save_encoder
 from facesearch.models.margins import MarginHead, SoftmaxHead
 from facesearch.training.batchnorm import calibration_images, recalibrate_batchnorm
 from facesearch.training.checkpoint import (
@@ -53,6 +53,9 @@ from facesearch.training.records import EpochRecord, TrainReport
 from facesearch.verification import Pairs, read_pairs
 
 log = logging.getLogger(__name__)
+
+# Encoder fields that shape the network: an --init model must agree on all of them.
+ARCHITECTURE = ("backbone", "embedding_dim", "input_size", "head")
 
 Progress = Callable[[str, int, int, str], None]
 """progress(description, done, total, info): called every batch."""
@@ -95,7 +98,32 @@ class Trainer:
         self.best: dict[str, Any] = {"value": -math.inf, "epoch": 0, "encoder": None, "validation": {}}
         self._wrote_best = False  # by this invocation, to --out
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
+        if config.init:
+            self._initialise_from(config.init)
         self._start_phase()
+
+    def _initialise_from(self, path: str) -> None:
+        """``init``: start from a trained model file's weights with a fresh optimiser and
+        schedule, e.g. to fine-tune the best phase-1 epoch rather than the last one. Its
+        classifier is reused when it was trained on these same people; otherwise the head
+        starts fresh (fine-tuning on new people)."""
+        payload = read_model_file(path)
+        theirs, ours = payload["config"], self.config.encoder_config()
+        different = [k for k in ARCHITECTURE if getattr(theirs, k) != getattr(ours, k)]
+        if different:
+            detail = ", ".join(f"{k} {getattr(theirs, k)!r} (this run: {getattr(ours, k)!r})" for k in different)
+            raise InputError(f"--init {path}: its encoder differs from this run's: {detail}")
+        encoder, _ = encoder_from_payload(payload, path, "cpu")
+        self.encoder.load_state_dict(encoder.state_dict())
+        stored = payload.get("classifier")
+        if stored is None or list(stored.get("names", [])) != self.data.names:
+            log.warning("--init %s: its classifier is not for these people; the class head starts fresh", path)
+            return
+        classifier = Classifier.from_payload(stored, path)
+        linear = self.head.classifier  # the phase-1 head: cosine centres become its rows
+        with torch.no_grad():
+            linear.weight.copy_(classifier.weight)
+            linear.bias.copy_(classifier.bias if classifier.bias is not None else torch.zeros_like(linear.bias))
 
     # --- phases -----------------------------------------------------------------------
 
