@@ -429,7 +429,7 @@ def train(
     margin: Annotated[float, typer.Option(min=0.0, help="ArcFace margin m (radians).")] = 0.5,
     alpha: Annotated[float, typer.Option(min=0.0, help="Weight of the intra-class angle.")] = 0.1,
     embedding_dim: Annotated[int, typer.Option(min=2)] = 512,
-    input_size: Annotated[int, typer.Option(min=1, help="Side of the face crop the encoder sees (px).")] = 112,
+    input_size: Annotated[int, typer.Option(help="Side of the face crop the encoder sees (px, at least 32).")] = 112,
     drop_path: Annotated[float, typer.Option(min=0.0, max=0.9, help="Stochastic depth.")] = 0.0,
     balanced: Annotated[bool, typer.Option(help="Draw every person equally often.")] = False,
     augment: Annotated[

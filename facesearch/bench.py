@@ -87,6 +87,12 @@ def read_labels(path: str | Path, files: list[Path]) -> dict[Path, str]:
     return {file: row["label"].strip() for file, row in zip(files, rows)}
 
 
+def labelled_probes(probes: Path, labels: str | Path | None) -> tuple[list[Path], dict[Path, str]]:
+    """The probe files and each one's label (``labels``, else the default labels file)."""
+    files = probe_files(probes)
+    return files, read_labels(labels or find_labels(probes), files)
+
+
 def embed_files(  # noqa: ANN201
     encoder, files: list[Path], batch_size: int = 64, workers: int | None = None, unit: bool = True  # noqa: ANN001
 ):
@@ -164,8 +170,7 @@ def run_open_set(
 ) -> tuple[dict[str, Any], list[ProbeResult]]:
     """Benchmark the gallery on a probe folder; with ``tune`` the best threshold is stored."""
     probes = Path(probes)
-    files = probe_files(probes)
-    label_of = read_labels(labels or find_labels(probes), files)
+    files, label_of = labelled_probes(probes, labels)
     answers, problems = answer_probes(gallery, files, model, batch_size, workers)
     if not answers:
         raise InputError(f"{probes}: no probe could be decoded")
@@ -224,8 +229,7 @@ def compare_scoring(
     gallery's encoder and stored embeddings), each at its own tuned threshold. The gallery's
     threshold is left alone: only ``nearest`` is what queries do."""
     probes = Path(probes)
-    files = probe_files(probes)
-    label_of = read_labels(labels or find_labels(probes), files)
+    files, label_of = labelled_probes(probes, labels)
     state, ids = gallery.store.snapshot_ids()
     if not len(ids):
         raise InputError("nothing to compare: the gallery is empty")
