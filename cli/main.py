@@ -64,8 +64,31 @@ class IndexKind(str, Enum):
 
 ModelOption = Annotated[
     Optional[Path],
-    typer.Option("--model", help="Model file (from `facesearch train`).", show_default=False),
+    typer.Option(
+        "--model",
+        help="Model file: from `facesearch train` (.pt), or an ONNX encoder with its FILE.onnx.json sidecar.",
+        show_default=False,
+    ),
 ]
+DetectorOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--detector",
+        help="Face detector: mtcnn (shipped), yunet:PATH (an OpenCV YuNet ONNX file) or none (photos are "
+        "face crops) [default: as the encoder's model file says; the gallery's enroll detector, else mtcnn].",
+        show_default=False,
+    ),
+]
+NoDetectOption = Annotated[
+    bool, typer.Option("--no-detect", help="Photos already are face crops: same as --detector none.")
+]
+
+
+def detector_choice(detector: str | None, no_detect: bool) -> str | None:
+    """--detector / --no-detect as one choice (None: as the encoder and the gallery say)."""
+    if no_detect and detector not in (None, "none"):
+        raise typer.BadParameter("--no-detect and --detector contradict each other", param_hint="--no-detect")
+    return "none" if no_detect else detector
 
 
 @app.callback()
@@ -125,10 +148,10 @@ def progress_bars() -> Iterator[Callable[..., None]]:
         yield update
 
 
-def open_gallery(home: Path | None, device: str = "auto") -> Any:
+def open_gallery(home: Path | None, device: str = "auto", detector: str | None = None) -> Any:
     from facesearch.engine import Gallery
 
-    return Gallery(home, device=None if device == "auto" else device)
+    return Gallery(home, device=None if device == "auto" else device, detector=detector)
 
 
 @app.command()
@@ -157,15 +180,19 @@ def enroll(
         ),
     ] = None,
     flip: FlipOption = None,
+    detector: DetectorOption = None,
+    no_detect: NoDetectOption = False,
     device: DeviceOption = "auto",
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Embed, store and index every new image of a gallery folder (incremental)."""
+    """Embed, store and index every new image of a gallery folder (incremental); from each
+    photo its largest face, when the encoder (or --detector) finds faces."""
+    chosen = detector_choice(detector, no_detect)
     with failures(as_json):
         if reembed and model is None:
             raise typer.BadParameter("--reembed needs --model", param_hint="--reembed")
-        with open_gallery(home, device) as gallery, progress_bars() as progress:
+        with open_gallery(home, device, chosen) as gallery, progress_bars() as progress:
             if index_kind is not None:
                 gallery.set_index(index_kind.value)
             reembedded = gallery.reembed(model, batch_size, workers, progress, flip) if reembed else 0
@@ -182,6 +209,9 @@ def enroll(
 def _print_enroll(r: dict[str, Any]) -> None:
     for failure in r["failed"]:
         stderr.print(f"failed: {failure['path']}: {failure['error']}", highlight=False)
+    for several in r["several_faces"]:
+        stderr.print(f"note: {several['path']}: {several['faces']} faces, took the largest at "
+                     f"{several['taken']['box']}", highlight=False)
     typer.echo(
         f"enrolled {r['enrolled']}, skipped {r['skipped']} already enrolled, "
         f"failed {len(r['failed'])}; gallery: {r['identities']} identities, {r['faces']} faces"
@@ -190,26 +220,38 @@ def _print_enroll(r: dict[str, Any]) -> None:
 
 @app.command()
 def query(
-    image: Annotated[Path, typer.Argument(help="A face crop.")],
+    image: Annotated[Path, typer.Argument(help="A photo (every face in it is answered) or a face crop.")],
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Identities to list.")] = 5,
+    max_faces: Annotated[
+        Optional[int], typer.Option("--max-faces", min=1, help="Answer at most the N largest faces.")
+    ] = None,
+    min_face: Annotated[int, typer.Option("--min-face", min=0, help="Ignore faces smaller than PX pixels.")] = 0,
     model: ModelOption = None,
+    detector: DetectorOption = None,
+    no_detect: NoDetectOption = False,
     device: DeviceOption = "auto",
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Who is this? The best identity, or n000000 when no one scores above the threshold."""
+    """Who is in this photo? For every face, the best identity, or n000000 when no one
+    scores above the threshold; the top-level answer is the largest face's."""
+    chosen = detector_choice(detector, no_detect)
     with failures(as_json):
-        with open_gallery(home, device) as gallery:
-            result = gallery.query(image, top_k, model).to_dict()
+        with open_gallery(home, device, chosen) as gallery:
+            result = gallery.query(image, top_k, model, max_faces, min_face).to_dict()
         emit(as_json, result, _print_query)
 
 
 def _print_query(r: dict[str, Any]) -> None:
-    typer.echo(f"{r['identity']}  score {r['score']:.4f}  (threshold {r['threshold']:.4f})")
-    table = Table("rank", "identity", "score", "image", box=None)
-    for rank, match in enumerate(r["matches"], start=1):
-        table.add_row(str(rank), match["identity"], f"{match['score']:.4f}", match["image"])
-    Console().print(table)
+    faces = r.get("faces") or [r]
+    for number, face in enumerate(faces, start=1):
+        score = "-" if face["score"] is None else f"{face['score']:.4f}"
+        where = f"face {number} at {face['box']}: " if len(faces) > 1 else ""
+        typer.echo(f"{where}{face['identity']}  score {score}  (threshold {r['threshold']:.4f})")
+        table = Table("rank", "identity", "score", "image", box=None)
+        for rank, match in enumerate(face["matches"], start=1):
+            table.add_row(str(rank), match["identity"], f"{match['score']:.4f}", match["image"])
+        Console().print(table)
 
 
 @app.command()
@@ -331,12 +373,17 @@ def bench(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     workers: Annotated[Optional[int], typer.Option(min=0)] = None,
+    detector: DetectorOption = None,
+    no_detect: NoDetectOption = False,
     device: DeviceOption = "auto",
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Accuracy: open-set 1:N on the enrolled gallery (PROBES), 1:1 pairs (--pairs --images),
-    or a trained model's classifier (--classification DIR --model M)."""
+    or a trained model's classifier (--classification DIR --model M). Probes and pair images
+    are prepared as enroll prepares photos (their largest face); one with no face found is
+    taken whole, and counted in `no_face`."""
+    chosen = detector_choice(detector, no_detect)
     if sum(task is not None for task in (probes, pairs, classification)) != 1:
         raise typer.BadParameter("give one of PROBES, --pairs (with --images), --classification", param_hint="PROBES")
     if classification is not None and model is None:
@@ -355,12 +402,12 @@ def bench(
         elif pairs is not None:
             from facesearch.bench import run_pairs
 
-            encoder = _pairs_encoder(model, home, device, flip)
-            result = run_pairs(encoder, pairs, images, batch_size, workers, plots=report)  # type: ignore[arg-type]
+            encoder, preparer = _pairs_encoder(model, home, device, flip, chosen)
+            result = run_pairs(encoder, pairs, images, batch_size, workers, report, preparer)  # type: ignore[arg-type]
         else:
             from facesearch.bench import run_open_set, write_submission
 
-            with open_gallery(home, device) as gallery:
+            with open_gallery(home, device, chosen) as gallery:
                 if submission is not None:
                     result = write_submission(gallery, probes, submission, model, batch_size, workers)
                 else:
@@ -370,14 +417,21 @@ def bench(
         emit(as_json, result, _print_bench)
 
 
-def _pairs_encoder(model: Path | None, home: Path | None, device: str, flip: bool | None) -> Any:
-    """``--model``, or else the gallery's own encoder; ``flip`` overrides its flip setting."""
-    from facesearch.models import load_encoder
+def _pairs_encoder(
+    model: Path | None, home: Path | None, device: str, flip: bool | None, detector: str | None
+) -> tuple[Any, Any]:
+    """(``--model``, or else the gallery's own encoder, with ``flip`` overriding its flip
+    setting; how its faces are prepared: ``detector``, else the gallery's, else mtcnn)."""
+    from facesearch.encoders import load_model
+    from facesearch.faces.prepare import preparer_for
 
+    enrolled_with = None
     if model is None:
         with open_gallery(home, device) as gallery:
             model = gallery.bound_model_file()
-    return load_encoder(model, None if device == "auto" else device, flip)[0]
+            enrolled_with = gallery.store.gallery().detector
+    encoder = load_model(model, None if device == "auto" else device, flip)[0]
+    return encoder, preparer_for(encoder.preprocessing, detector, enrolled_with, fallback=True)
 
 
 def _write_report(folder: Path, result: dict[str, Any], results: list[Any]) -> None:
@@ -405,6 +459,28 @@ def _print_bench(r: dict[str, Any]) -> None:
         elif isinstance(value, float):
             value = f"{value:.4f}"
         typer.echo(f"{key:>18}: {value}")
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="A model file from `facesearch train` (.pt).")],
+    onnx: Annotated[Path, typer.Option("--onnx", help="The ONNX file to write (its sidecar goes beside it).")],
+    check: Annotated[
+        Optional[Path],
+        typer.Option(help="Folder of face photos: embed them with both runtimes and report the agreement."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write a trained model as an ONNX encoder + FILE.onnx.json sidecar (for onnxruntime,
+    `--model FILE.onnx`, and other tools)."""
+    from facesearch.export import export_onnx
+
+    with failures(as_json):
+        result = export_onnx(model, onnx, check)
+        emit(as_json, result, lambda r: typer.echo(
+            f"wrote {r['onnx']} and {r['sidecar']}" + (
+                f"; min cosine to torch on {r['check']['faces']} faces: {r['check']['min_cosine']:.6f}"
+                if r.get("check") else "")))
 
 
 @app.command()

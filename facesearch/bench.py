@@ -17,6 +17,7 @@ A probe that cannot be decoded is listed in ``failed`` and left out of the figur
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ import numpy as np
 
 from facesearch import UNKNOWN
 from facesearch.datasets import face_loader
+from facesearch.encoders import FaceEncoder
 from facesearch.errors import InputError
+from facesearch.faces.prepare import FacePreparer, preparer_for
 from facesearch.fileio import atomic_write
 from facesearch.imaging import is_candidate
 from facesearch.layouts import Problem
@@ -93,19 +96,43 @@ def labelled_probes(probes: Path, labels: str | Path | None) -> tuple[list[Path]
     return files, read_labels(labels or find_labels(probes), files)
 
 
-def embed_files(  # noqa: ANN201
-    encoder, files: list[Path], batch_size: int = 64, workers: int | None = None, unit: bool = True  # noqa: ANN001
-):
-    """(embeddings of the files that decoded, their positions, problems of the others);
-    ``unit=False``: raw embeddings, as a linear classifier takes them."""
-    vectors, positions, problems = [], [], []
-    for batch in face_loader(files, encoder.config.input_size, batch_size, workers):
+NO_FACE_ACTION = "no face found: the whole photo was taken as the face"
+
+
+@dataclass
+class Embedded:
+    """Embeddings of the files that decoded, their positions in the file list, the problems
+    of the others, and how many photos had no face found (taken whole, see NO_FACE_ACTION)."""
+
+    vectors: np.ndarray
+    positions: list[int]
+    problems: list[Problem]
+    no_face: int
+
+
+def embed_files(
+    encoder: FaceEncoder, files: list[Path], preparer: FacePreparer, batch_size: int = 64,
+    workers: int | None = None, embed: Callable[[Any], np.ndarray] | None = None,
+) -> Embedded:
+    """Every file's largest face, embedded (``embed``: another embedding of the same
+    batches, such as a classifier's raw one)."""
+    embed = embed or encoder.embed_faces
+    vectors, positions, problems, no_face = [], [], [], 0
+    for batch in face_loader(files, preparer, batch_size, workers):
         problems += [Problem(files[pos], err) for pos, err in batch.failures]
         if batch.images is not None:
-            vectors.append(encoder.embed(batch.images, unit=unit).numpy())
+            vectors.append(embed(batch.images))
             positions += batch.positions
-    dim = encoder.config.embedding_dim
-    return (np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)), positions, problems
+            no_face += sum(1 for found in batch.found if found == 0)
+    empty = np.zeros((0, encoder.dim), np.float32)
+    return Embedded(np.concatenate(vectors) if vectors else empty, positions, problems, no_face)
+
+
+def detection_report(preparer: FacePreparer, no_face: int) -> dict[str, Any]:
+    """What bench says about face finding: the detector, and what became of faceless probes."""
+    if not preparer.detects:
+        return {"detector": "none", "no_face": 0}
+    return {"detector": preparer.detector_spec, "no_face": no_face, "no_face_action": NO_FACE_ACTION}
 
 
 def _columns(results: list[ProbeResult]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,12 +174,16 @@ def tune_threshold(results: list[ProbeResult]) -> tuple[float, float]:
 def answer_probes(
     gallery, files: list[Path], model: str | Path | None = None, batch_size: int = 64,  # noqa: ANN001
     workers: int | None = None,
-) -> tuple[dict[Path, Any], list[Problem]]:
-    """Each decodable probe's answer (a QueryResult with its best match), as a query gives it."""
+) -> tuple[dict[Path, Any], list[Problem], dict[str, Any]]:
+    """Each decodable probe's answer (a QueryResult with its best match), as a query gives it
+    for the photo's largest face, and the detection report (a probe with no face found is
+    answered from the whole photo: every probe needs an answer)."""
     encoder = gallery.encoder(model)
-    vectors, positions, problems = embed_files(encoder, files, batch_size, workers)
-    answers = gallery.search(vectors, top_k=1) if positions else []
-    return {files[pos]: answer for pos, answer in zip(positions, answers)}, problems
+    preparer = gallery.preparer(encoder, fallback=True)
+    done = embed_files(encoder, files, preparer, batch_size, workers)
+    answers = gallery.search(done.vectors, top_k=1) if done.positions else []
+    found = {files[pos]: answer for pos, answer in zip(done.positions, answers)}
+    return found, done.problems, detection_report(preparer, done.no_face)
 
 
 def _failed(problems: list[Problem]) -> list[dict[str, str]]:
@@ -171,7 +202,7 @@ def run_open_set(
     """Benchmark the gallery on a probe folder; with ``tune`` the best threshold is stored."""
     probes = Path(probes)
     files, label_of = labelled_probes(probes, labels)
-    answers, problems = answer_probes(gallery, files, model, batch_size, workers)
+    answers, problems, detection = answer_probes(gallery, files, model, batch_size, workers)
     if not answers:
         raise InputError(f"{probes}: no probe could be decoded")
     results = [
@@ -184,6 +215,7 @@ def run_open_set(
         "probes": len(results),
         "threshold": gallery.threshold,
         **open_set_figures(results, enrolled),
+        **detection,
         "failed": _failed(problems),
     }
     if tune:
@@ -233,14 +265,17 @@ def compare_scoring(
     state, ids = gallery.store.snapshot_ids()
     if not len(ids):
         raise InputError("nothing to compare: the gallery is empty")
-    vectors, positions, problems = embed_files(gallery.encoder(), files, batch_size, workers)
+    encoder = gallery.encoder()
+    done = embed_files(encoder, files, gallery.preparer(encoder, fallback=True), batch_size, workers)
+    vectors, positions, problems = done.vectors, done.positions, done.problems
     if not positions:
         raise InputError(f"{probes}: no probe could be decoded")
     ids, stored = gallery.store.embeddings(ids, state.dim)
     records = gallery.store.faces(ids.tolist())
     names = np.array([records[int(i)].identity for i in ids])
     enrolled = set(names.tolist())
-    report: dict[str, Any] = {"task": "scoring", "probes": len(positions), "failed": _failed(problems)}
+    report: dict[str, Any] = {"task": "scoring", "probes": len(positions), "no_face": done.no_face,
+                              "failed": _failed(problems)}
     for rule in SCORING_RULES:
         people, similarities = identity_scores(vectors, stored, names, rule)
         best = similarities.argmax(axis=1)
@@ -263,7 +298,7 @@ def write_submission(
     A probe that cannot be decoded is answered n000000 (and listed in ``failed``), so the
     file always has one row per probe."""
     files = probe_files(probes)
-    answers, problems = answer_probes(gallery, files, model, batch_size, workers)
+    answers, problems, detection = answer_probes(gallery, files, model, batch_size, workers)
     with atomic_write(out) as handle:
         text = "id,label\n" + "".join(
             f"{file.name},{answers[file].identity if file in answers else UNKNOWN}\n" for file in files
@@ -275,6 +310,7 @@ def write_submission(
         "submission": str(out),
         "threshold": gallery.threshold,
         "unknown": sum(1 for f in files if f not in answers or answers[f].identity == UNKNOWN),
+        **detection,
         "failed": _failed(problems),
     }
 
@@ -306,23 +342,27 @@ def write_plots(folder: str | Path, results: list[ProbeResult], threshold: float
 
 
 def run_pairs(
-    encoder, pairs_file: str | Path, images: str | Path, batch_size: int = 64,  # noqa: ANN001
-    workers: int | None = None, plots: str | Path | None = None,
+    encoder: FaceEncoder, pairs_file: str | Path, images: str | Path, batch_size: int = 64,
+    workers: int | None = None, plots: str | Path | None = None, preparer: FacePreparer | None = None,
 ) -> dict[str, Any]:
-    """1:1 verification on an LFW pairs file; ``plots``: a folder for roc.png and
+    """1:1 verification on an LFW pairs file, each image's largest face (``preparer``;
+    default: as the encoder says, mtcnn when it detects); ``plots``: a folder for roc.png and
     similarities.png (same-person against different-person pairs)."""
     from facesearch.metrics import verification_report
-    from facesearch.verification import pair_scores, read_pairs
+    from facesearch.verification import pair_vectors, read_pairs
 
     pairs = read_pairs(pairs_file, images)
-    scores = pair_scores(encoder, pairs, batch_size, workers)
+    preparer = preparer or preparer_for(encoder.preprocessing, fallback=True)
+    vectors, no_face = pair_vectors(encoder, pairs, preparer, batch_size, workers)
+    scores = pairs.scores(vectors)
     if plots is not None:
         from facesearch.plots import histogram_plot, roc_plot
 
         Path(plots).mkdir(parents=True, exist_ok=True)
         roc_plot(Path(plots) / "roc.png", scores, pairs.same, "pairs: same person vs different people")
         histogram_plot(Path(plots) / "similarities.png", scores, pairs.same, ("same person", "different people"))
-    return {"task": "pairs", **verification_report(scores, pairs.same, pairs.folds), "flip": encoder.config.flip}
+    return {"task": "pairs", **verification_report(scores, pairs.same, pairs.folds), "flip": encoder.flip,
+            **detection_report(preparer, no_face)}
 
 
 def run_classification(
@@ -343,7 +383,12 @@ def run_classification(
     usable = [image for image in images if image.identity in index]
     if not usable:
         raise InputError(f"{folder}: none of its identities is one of the model's {len(index)} classes")
-    raw, positions, failed = embed_files(encoder, [i.path for i in usable], batch_size, workers, unit=False)
+    crops = FacePreparer(encoder.preprocessing.with_detection(False))  # the classifier's training input
+    done = embed_files(
+        encoder, [i.path for i in usable], crops, batch_size, workers,
+        embed=lambda images: encoder.embed(images, unit=False).numpy(),
+    )
+    raw, positions, failed = done.vectors, done.positions, done.problems
     if not positions:
         raise InputError(f"{folder}: no image could be decoded")
     labels = torch.tensor([index[usable[pos].identity] for pos in positions])

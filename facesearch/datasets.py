@@ -1,54 +1,73 @@
-"""Torch datasets over image files, so decoding runs in DataLoader worker processes."""
+"""Torch datasets over image files, so decoding (and face finding) runs in DataLoader
+worker processes."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from facesearch.errors import ImageError
-from facesearch.imaging import load_face
+from facesearch.faces.base import Face
+from facesearch.faces.prepare import FacePreparer
+from facesearch.imaging import content_hash, decode, read_bytes, to_tensor
+from facesearch.preprocessing import Preprocessing
 
 
 @dataclass
 class DecodedBatch:
-    """A batch of decode results: good images stacked, failures kept with their reason."""
+    """A batch of decode results: good images stacked, failures kept with their reason.
+
+    ``faces[i]`` is the detected face that ``images[i]`` shows (None: the whole image) and
+    ``found[i]`` how many faces its photo had (None: no detection; 0: none, whole image).
+    """
 
     positions: list[int]
     images: torch.Tensor | None
     hashes: list[str]
     failures: list[tuple[int, str]]
+    faces: list[Face | None] = field(default_factory=list)
+    found: list[int | None] = field(default_factory=list)
+
+
+Item = tuple[int, "torch.Tensor | None", str, "str | None", "Face | None", "int | None"]
 
 
 class FaceFiles(Dataset):
-    """Decodes face crops; a bad file yields its error instead of killing the loader."""
+    """Decodes photos into their largest face; a bad file yields its error instead of
+    killing the loader."""
 
-    def __init__(self, paths: Sequence[Path], side: int = 112) -> None:
+    def __init__(self, paths: Sequence[Path], preparer: FacePreparer) -> None:
         self.paths = list(paths)
-        self.side = side
+        self.preparer = preparer
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, position: int) -> tuple[int, torch.Tensor | None, str, str | None]:
+    def __getitem__(self, position: int) -> Item:
+        path = self.paths[position]
         try:
-            tensor, digest = load_face(self.paths[position], self.side)
-            return position, tensor, digest, None
+            data = read_bytes(path)
+            image = decode(data, path, draft_side=self.preparer.draft_side)
+            face, found = self.preparer.largest(image, path)
+            return position, to_tensor(face.pixels), content_hash(data), None, face.face, found
         except ImageError as exc:
-            return position, None, "", exc.reason
+            return position, None, "", exc.reason, None, None
 
 
-def collate(items: list[tuple[int, torch.Tensor | None, str, str | None]]) -> DecodedBatch:
-    good = [(pos, t, h) for pos, t, h, err in items if t is not None]
+def collate(items: list[Item]) -> DecodedBatch:
+    good = [item for item in items if item[1] is not None]
     return DecodedBatch(
-        positions=[pos for pos, _, _ in good],
-        images=torch.stack([t for _, t, _ in good]) if good else None,
-        hashes=[h for _, _, h in good],
-        failures=[(pos, err) for pos, t, _, err in items if t is None and err is not None],
+        positions=[item[0] for item in good],
+        images=torch.stack([item[1] for item in good]) if good else None,
+        hashes=[item[2] for item in good],
+        failures=[(item[0], item[3]) for item in items if item[1] is None and item[3] is not None],
+        faces=[item[4] for item in good],
+        found=[item[5] for item in good],
     )
 
 
@@ -61,12 +80,17 @@ def default_workers(count: int, batch_size: int) -> int:
 
 
 def face_loader(
-    paths: Sequence[Path], side: int = 112, batch_size: int = 64, workers: int | None = None
+    paths: Sequence[Path],
+    side: int | FacePreparer = 112,
+    batch_size: int = 64,
+    workers: int | None = None,
 ) -> DataLoader:
-    """Batches of decoded faces in input order (failures included, see DecodedBatch)."""
+    """Batches of decoded faces in input order (failures included, see DecodedBatch);
+    ``side``: a crop side (tight crops) or the preparer of an encoder's faces."""
+    preparer = side if isinstance(side, FacePreparer) else FacePreparer(Preprocessing(input_size=side))
     workers = default_workers(len(paths), batch_size) if workers is None else workers
     return DataLoader(
-        FaceFiles(paths, side),
+        FaceFiles(paths, preparer),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,

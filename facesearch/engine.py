@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,12 @@ import numpy as np
 from facesearch import UNKNOWN
 from facesearch.datasets import face_loader
 from facesearch.devices import resolve_device
+from facesearch.encoders import FaceEncoder, copy_model, load_model, model_copy_name
 from facesearch.errors import GalleryError, ImageError, InputError, ModelError
+from facesearch.faces.base import Face
+from facesearch.faces.prepare import FacePreparer, preparer_for
 from facesearch.home import Home
-from facesearch.imaging import content_hash, load_face, read_bytes
+from facesearch.imaging import content_hash, decode, read_bytes, to_tensor
 from facesearch.index import (
     FaceIndex,
     IndexFileError,
@@ -45,11 +48,6 @@ from facesearch.index import (
 from facesearch.layouts import LabelledImage, Problem, gallery_images
 from facesearch.locking import GalleryLock
 from facesearch.migrations.runner import current_revision
-from facesearch.models import (
-    Encoder,
-    copy_model_file,
-    load_encoder,
-)
 from facesearch.models.reference import reference_file
 from facesearch.store import GalleryState, NewFace, Store
 
@@ -63,6 +61,18 @@ def _no_progress(stage: str, done: int, total: int) -> None:
     pass
 
 
+@dataclass(frozen=True)
+class SeveralFaces:
+    """A gallery photo with more than one face: its largest was enrolled."""
+
+    path: Path
+    faces: int
+    taken: Face
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "faces": self.faces, "taken": self.taken.to_dict()}
+
+
 @dataclass
 class EnrollReport:
     enrolled: int = 0
@@ -70,8 +80,10 @@ class EnrollReport:
     failed: list[Problem] = field(default_factory=list)
     identities: int = 0
     faces: int = 0
+    several_faces: list[SeveralFaces] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    """Seconds per stage: hash, decode (waiting on decode workers), embed, database, index."""
+    """Seconds per stage: hash, decode (waiting on decode workers, detection included),
+    embed, database, index."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +92,7 @@ class EnrollReport:
             "failed": [{"path": str(p.path), "error": p.error} for p in self.failed],
             "identities": self.identities,
             "faces": self.faces,
+            "several_faces": [s.to_dict() for s in self.several_faces],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
 
@@ -103,19 +116,44 @@ class Match:
 
 
 @dataclass(frozen=True)
+class FaceAnswer:
+    """One face of a query photo and who it is. ``face`` is None when the photo was taken
+    whole (an encoder of tight crops, no detector): its box is then the whole photo."""
+
+    box: tuple[float, float, float, float]
+    face: Face | None
+    identity: str
+    score: float | None
+    matches: list[Match]
+
+    def to_dict(self) -> dict[str, Any]:
+        where = self.face.to_dict() if self.face else {
+            "box": [float(v) for v in self.box], "landmarks": None, "detection_score": None}
+        return {**where, "identity": self.identity, "score": self.score,
+                "matches": [m.to_dict() for m in self.matches]}
+
+
+@dataclass(frozen=True)
 class QueryResult:
+    """The answer for one face; a photo's answer (``Gallery.query``) is its largest face's,
+    with every face of the photo in ``faces``, largest first."""
+
     identity: str
     score: float | None
     threshold: float
     matches: list[Match]
+    faces: list[FaceAnswer] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "identity": self.identity,
             "score": self.score,
             "threshold": self.threshold,
             "matches": [m.to_dict() for m in self.matches],
         }
+        if self.faces:
+            out["faces"] = [f.to_dict() for f in self.faces]
+        return out
 
 
 def decide(matches: Sequence[Match], threshold: float) -> tuple[str, float | None]:
@@ -140,14 +178,18 @@ class Gallery:
         database_url: str | None = None,
         device: str | None = None,
         gpu_index: bool | None = None,
+        detector: str | None = None,
     ) -> None:
+        """``detector``: ``mtcnn``, ``yunet:PATH`` or ``none`` instead of what the encoder
+        and the gallery say (see ``preparer``)."""
         self.home = Home.resolve(home)
         self.home.root.mkdir(parents=True, exist_ok=True)
         self.lock = GalleryLock(self.home.lock)
         self.store = Store(database_url or self.home.database_url())
         self.device = device
         self.gpu_index = gpu_index
-        self._encoder: tuple[str, Encoder] | None = None
+        self.detector = detector
+        self._encoder: tuple[str, FaceEncoder] | None = None
         self._index: FaceIndex | None = None
         self._index_dirty = False
         with self.lock:
@@ -164,7 +206,7 @@ class Gallery:
 
     # --- encoder binding ----------------------------------------------------------------
 
-    def encoder(self, model: str | Path | None = None) -> Encoder:
+    def encoder(self, model: str | Path | None = None) -> FaceEncoder:
         """The encoder for queries: the gallery's own, or ``model`` if it is that same one."""
         state = self.store.state()
         if state.fingerprint is None:
@@ -179,7 +221,7 @@ class Gallery:
         """The bound encoder's config as stored (empty before the first enroll)."""
         return json.loads(self.store.gallery().encoder_config or "{}")
 
-    def bind_encoder(self, model: str | Path | None = None, flip: bool | None = None) -> Encoder:
+    def bind_encoder(self, model: str | Path | None = None, flip: bool | None = None) -> FaceEncoder:
         """The encoder enroll uses: the gallery's own; or, while the gallery has no faces,
         ``model`` (or the shipped reference encoder), which it then becomes bound to. ``flip`` sets
         flip test-time augmentation (None: as the model file, or the gallery, has it)."""
@@ -200,20 +242,31 @@ class Gallery:
         return encoder
 
     def _install_model_file(self, source: Path, fp: str, flip: bool | None) -> None:
-        target = self.home.model_file(fp)
+        target = self.home.models / model_copy_name(source, fp)
         if not target.exists():
-            copy_model_file(source, target, flip)
+            copy_model(source, target, flip)
 
-    def _bind(self, encoder: Encoder, fp: str) -> None:
+    def _bind(self, encoder: FaceEncoder, fp: str) -> None:
         with self.lock:
-            self.store.bind_encoder(fp, asdict(encoder.config), encoder.config.embedding_dim)
+            self.store.bind_encoder(fp, encoder.describe(), encoder.dim)
         self._encoder = (fp, encoder)
         self._index = None
 
-    def _load(self, model: str | Path, flip: bool | None = None) -> tuple[Encoder, str]:
-        encoder, fp = load_encoder(model, self.device, flip)
+    def _load(self, model: str | Path, flip: bool | None = None) -> tuple[FaceEncoder, str]:
+        encoder, fp = load_model(model, self.device, flip)
         self._encoder = (fp, encoder)
         return encoder, fp
+
+    def preparer(
+        self, encoder: FaceEncoder, fallback: bool = False, min_face: int = 0, max_faces: int | None = None
+    ) -> FacePreparer:
+        """How this gallery's photos become ``encoder``'s inputs: the encoder's preprocessing,
+        with the detector given to the gallery (``none`` switches detection off, any other
+        switches it on), else the one its photos were enrolled with, else mtcnn."""
+        return preparer_for(
+            encoder.preprocessing, self.detector, self.store.gallery().detector,
+            min_face=min_face, max_faces=max_faces, fallback=fallback,
+        )
 
     def bound_model_file(self) -> Path:
         """The gallery's own model file (its copy in HOME/models/), to load it another way."""
@@ -231,7 +284,7 @@ class Gallery:
             )
         return path
 
-    def _load_bound(self, fp: str) -> Encoder:
+    def _load_bound(self, fp: str) -> FaceEncoder:
         if self._encoder is not None and self._encoder[0] == fp:
             return self._encoder[1]
         path = self._model_path(fp)
@@ -267,10 +320,10 @@ class Gallery:
         with self.lock:
             sources = self.store.sources()
             paths = [Path(path) for _, path, _ in sources]
-            vectors = np.zeros((len(sources), encoder.config.embedding_dim), np.float32)
+            vectors = np.zeros((len(sources), encoder.dim), np.float32)
             problems: list[str] = []
             done = 0
-            loader = face_loader(paths, encoder.config.input_size, batch_size, workers)
+            loader = face_loader(paths, self.preparer(encoder), batch_size, workers)
             for batch in loader:
                 problems += [f"{paths[pos]}: {err}" for pos, err in batch.failures]
                 problems += [
@@ -279,7 +332,7 @@ class Gallery:
                     if digest != sources[pos][2]
                 ]
                 if batch.images is not None:
-                    vectors[batch.positions] = encoder.embed(batch.images).numpy()
+                    vectors[batch.positions] = encoder.embed_faces(batch.images)
                 done += len(batch.positions) + len(batch.failures)
                 progress("re-embedding", done, len(sources))
             if problems:
@@ -289,7 +342,7 @@ class Gallery:
                 )
             self._install_model_file(Path(model), fp, flip)
             ids = [face_id for face_id, _, _ in sources]
-            self.store.rebind(fp, asdict(encoder.config), encoder.config.embedding_dim, ids, vectors)
+            self.store.rebind(fp, encoder.describe(), encoder.dim, ids, vectors)
             self._index, self._index_dirty = None, True
             self._save_index()
         self._encoder = (fp, encoder)
@@ -313,20 +366,28 @@ class Gallery:
         images, problems = gallery_images(source)
         report = EnrollReport(failed=list(problems))
         encoder = self.bind_encoder(model, flip)
+        preparer = self.preparer(encoder)
+        if self.detector is not None and preparer.detects:
+            self.store.set_detector(preparer.detector_spec)
         with report.timed("hash"):
             todo = self._new_images(images, report, progress)
         pending: list[NewFace] = []
         done = 0
-        loader = iter(face_loader([i.path for i in todo], encoder.config.input_size, batch_size, workers))
+        loader = iter(face_loader([i.path for i in todo], preparer, batch_size, workers))
         while True:
             with report.timed("decode"):
                 batch = next(loader, None)
             if batch is None:
                 break
             report.failed.extend(Problem(todo[pos].path, err) for pos, err in batch.failures)
+            report.several_faces.extend(
+                SeveralFaces(todo[pos].path, found, face)
+                for pos, found, face in zip(batch.positions, batch.found, batch.faces)
+                if found and found > 1 and face is not None
+            )
             if batch.images is not None:
                 with report.timed("embed"):
-                    vectors = encoder.embed(batch.images).numpy()
+                    vectors = encoder.embed_faces(batch.images)
                 pending.extend(
                     NewFace(todo[pos].identity, str(todo[pos].path.resolve()), digest, vector)
                     for pos, digest, vector in zip(batch.positions, batch.hashes, vectors)
@@ -525,11 +586,29 @@ class Gallery:
 
     # --- query --------------------------------------------------------------------------
 
-    def query(self, image: str | Path, top_k: int = 5, model: str | Path | None = None) -> QueryResult:
-        """Who is this? The best identity, or n000000 below the gallery's threshold."""
+    def query(
+        self,
+        image: str | Path,
+        top_k: int = 5,
+        model: str | Path | None = None,
+        max_faces: int | None = None,
+        min_face: int = 0,
+    ) -> QueryResult:
+        """Who is in this photo? Every face (at most ``max_faces``, each at least ``min_face``
+        px) answered with its best identity, or n000000 below the gallery's threshold; the
+        result itself is the largest face's."""
         encoder = self.encoder(model)
-        tensor, _ = load_face(image, encoder.config.input_size)
-        return self.search(encoder.embed(tensor[None]).numpy(), top_k)[0]
+        preparer = self.preparer(encoder, min_face=min_face, max_faces=max_faces)
+        photo = decode(read_bytes(image), image, draft_side=preparer.draft_side)
+        prepared = preparer.prepare(photo, image)  # no face: an ImageError saying so
+        batch = np.stack([np.asarray(to_tensor(f.pixels)) for f in prepared.faces])
+        answers = self.search(encoder.embed_faces(batch), top_k)
+        whole = (0.0, 0.0, float(photo.width), float(photo.height))
+        faces = [
+            FaceAnswer(f.face.box if f.face else whole, f.face, a.identity, a.score, a.matches)
+            for f, a in zip(prepared.faces, answers)
+        ]
+        return replace(answers[0], faces=faces)
 
     def search(self, vectors: np.ndarray, top_k: int = 5) -> list[QueryResult]:
         """Answer many query embeddings at once (L2-normalised float32, N x D)."""

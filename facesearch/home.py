@@ -37,7 +37,10 @@ class Home:
         return self.root / "gallery.lock"
 
     def model_file(self, fingerprint: str) -> Path:
-        return self.models / f"{fingerprint}.pt"
+        """The gallery's copy of its model file: ``<fingerprint>.pt``, or ``.onnx`` (with its
+        sidecar) for an ONNX encoder; the ``.pt`` name when neither exists yet."""
+        onnx = self.models / f"{fingerprint}.onnx"
+        return onnx if onnx.exists() else self.models / f"{fingerprint}.pt"
 
     def database_url(self) -> str:
         """$FACESEARCH_DATABASE_URL if set (any SQLAlchemy URL), else SQLite in the home."""

@@ -68,6 +68,7 @@ class GalleryRow(Base):
     revision: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     index_kind: Mapped[str] = mapped_column(String(16), nullable=False, default="flat")
     index_params: Mapped[str | None] = mapped_column(Text)
+    detector: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
@@ -224,6 +225,11 @@ class Store:
                 .where(GalleryRow.id == 1)
                 .values(index_kind=kind, index_params=json.dumps(params, sort_keys=True), updated_at=_now())
             )
+
+    def set_detector(self, spec: str | None) -> None:
+        """The face detector enrolls used (``--detector``), which queries then default to."""
+        with self.session() as session:
+            session.execute(update(GalleryRow).where(GalleryRow.id == 1).values(detector=spec, updated_at=_now()))
 
     # --- faces --------------------------------------------------------------------------
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from facesearch.datasets import face_loader
+from facesearch.encoders import FaceEncoder
 from facesearch.errors import InputError
+from facesearch.faces.prepare import FacePreparer
 from facesearch.metrics import verification_report
-from facesearch.models.encoder import Encoder
 
 
 @dataclass
@@ -92,29 +93,41 @@ def read_pairs(pairs_file: str | Path, images_dir: str | Path) -> Pairs:
     )
 
 
-def pair_scores(
-    encoder: Encoder,
+def pair_vectors(
+    encoder: FaceEncoder,
     pairs: Pairs,
+    preparer: FacePreparer | None = None,
     batch_size: int = 64,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
-    """Cosine similarity of each pair's two embeddings (the index's inner product)."""
-    vectors = np.zeros((len(pairs.images), encoder.config.embedding_dim), np.float32)
-    done = 0
-    for batch in face_loader(pairs.images, encoder.config.input_size, batch_size, workers):
+) -> tuple[np.ndarray, int]:
+    """(the embedding of every image of the pairs, how many had no face found and were
+    taken whole); ``preparer``: how photos become faces [default: tight crops]."""
+    preparer = preparer or FacePreparer(encoder.preprocessing.with_detection(False))
+    vectors = np.zeros((len(pairs.images), encoder.dim), np.float32)
+    done = no_face = 0
+    for batch in face_loader(pairs.images, preparer, batch_size, workers):
         if batch.failures:
             position, reason = batch.failures[0]
             raise InputError(f"{pairs.images[position]}: {reason}")
-        vectors[batch.positions] = encoder.embed(batch.images).numpy()
+        vectors[batch.positions] = encoder.embed_faces(batch.images)
+        no_face += sum(1 for found in batch.found if found == 0)
         done += len(batch.positions)
         if progress:
             progress(done, len(pairs.images))
-    return pairs.scores(vectors)
+    return vectors, no_face
+
+
+def pair_scores(
+    encoder: FaceEncoder, pairs: Pairs, batch_size: int = 64, workers: int | None = None
+) -> np.ndarray:
+    """Cosine similarity of each pair's two embeddings (the index's inner product), on
+    tight crops."""
+    return pairs.scores(pair_vectors(encoder, pairs, None, batch_size, workers)[0])
 
 
 def evaluate_pairs(
-    encoder: Encoder, pairs: Pairs, batch_size: int = 64, workers: int | None = None
+    encoder: FaceEncoder, pairs: Pairs, batch_size: int = 64, workers: int | None = None
 ) -> dict[str, object]:
-    """ROC-AUC, 10-fold accuracy and TAR at FAR of ``encoder`` on ``pairs``."""
+    """ROC-AUC, 10-fold accuracy and TAR at FAR of ``encoder`` on ``pairs`` (tight crops)."""
     return verification_report(pair_scores(encoder, pairs, batch_size, workers), pairs.same, pairs.folds)

@@ -20,9 +20,14 @@ def test_full_cycle_with_contract_keys(home: Path, faces_dir: Path) -> None:
 
     image = faces_dir / "person_0005" / "0002.jpg"
     q = cli_json("query", image, "--top-k", 3)
-    assert set(q) == {"identity", "score", "threshold", "matches"}
+    assert set(q) == {"identity", "score", "threshold", "matches", "faces"}
     assert q["identity"] == "person_0005" and abs(q["score"] - 1.0) < 1e-4
     assert len(q["matches"]) == 3 and set(q["matches"][0]) == {"identity", "score", "image"}
+    # a crop encoder without a detector: the one face is the whole photo
+    [face] = q["faces"]
+    assert set(face) == {"box", "landmarks", "detection_score", "identity", "score", "matches"}
+    assert face["box"] == [0.0, 0.0, 112.0, 112.0] and face["landmarks"] is None
+    assert (face["identity"], face["score"], face["matches"]) == (q["identity"], q["score"], q["matches"])
 
     ids = cli_json("identities")["identities"]
     assert {"identity": "person_0005", "faces": 3} in ids and len(ids) == 8

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,6 +25,7 @@ from facesearch.fileio import atomic_write
 from facesearch.models.backbones import create_backbone
 from facesearch.models.classifier import Classifier
 from facesearch.models.heads import create_head
+from facesearch.preprocessing import Preprocessing
 
 FORMAT = "facesearch.encoder"
 FORMAT_VERSION = 1
@@ -45,6 +47,13 @@ class EncoderConfig:
     # Test-time augmentation: embed each face and its mirror image, sum, renormalise. It
     # changes every embedding, so it is part of the encoder (and of its fingerprint).
     flip: bool = False
+    # How faces are prepared for this network (see facesearch.preprocessing): every model
+    # trained before detection existed saw tight crops.
+    alignment: str = "crop"
+    detect: bool = False
+
+    def __post_init__(self) -> None:
+        Preprocessing(self.input_size, self.alignment, self.detect)  # refuses unknown alignments
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EncoderConfig":
@@ -83,6 +92,30 @@ class Encoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    # --- the runtime-neutral face encoder interface (facesearch.encoders.FaceEncoder) ---
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """Tight crops or aligned faces, at the network's side; pixels to [-1, 1]."""
+        c = self.config
+        return Preprocessing(c.input_size, c.alignment, c.detect, "rgb", (MEAN * 255,) * 3, (STD * 255,) * 3)
+
+    @property
+    def dim(self) -> int:
+        return self.config.embedding_dim
+
+    @property
+    def flip(self) -> bool:
+        return self.config.flip
+
+    def describe(self) -> dict[str, Any]:
+        """What the gallery stores about its encoder."""
+        return asdict(self.config)
+
+    def embed_faces(self, images: Any) -> np.ndarray:
+        """uint8 (N, 3, S, S) faces (tensor or array) -> L2-normalised float32 (N, D)."""
+        return self.embed(torch.as_tensor(images)).numpy()
+
     @torch.inference_mode()
     def embed(self, images: torch.Tensor, unit: bool = True) -> torch.Tensor:
         """uint8 (N, 3, S, S) face crops -> L2-normalised float32 (N, D) embeddings on CPU
@@ -119,7 +152,7 @@ def prepare(encoder: Encoder, device: str | None) -> Encoder:
 
 # Config fields added after the first model files: they enter the fingerprint only when set
 # away from their default, so that every existing model keeps its fingerprint.
-_LATER_FIELDS = {"flip": False}
+_LATER_FIELDS = {"flip": False, "alignment": "crop", "detect": False}
 
 
 def fingerprint(config: EncoderConfig, state_dict: dict[str, torch.Tensor]) -> str:

@@ -1,0 +1,10 @@
+"""Face finding: detectors (one seam: a photo in, faces with box, five landmarks and score
+out), alignment on the ArcFace template, and the preparation of encoder inputs from photos.
+
+OpenCV is imported only when a detector or a warp is used, so crop-only paths stay light.
+"""
+
+from facesearch.faces.base import Detector, Face
+from facesearch.faces.detectors import DETECTOR_HELP, create_detector, parse_detector
+
+__all__ = ["DETECTOR_HELP", "Detector", "Face", "create_detector", "parse_detector"]
