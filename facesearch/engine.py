@@ -262,7 +262,7 @@ class Gallery:
     ) -> FacePreparer:
         """How this gallery's photos become ``encoder``'s inputs: the encoder's preprocessing,
         with the detector given to the gallery (``none`` switches detection off, any other
-        switches it on), else the one its photos were enrolled with, else mtcnn."""
+        switches it on), else the choice its photos were enrolled with (see preparer_for)."""
         return preparer_for(
             encoder.preprocessing, self.detector, self.store.gallery().detector,
             min_face=min_face, max_faces=max_faces, fallback=fallback,
@@ -367,8 +367,8 @@ class Gallery:
         report = EnrollReport(failed=list(problems))
         encoder = self.bind_encoder(model, flip)
         preparer = self.preparer(encoder)
-        if self.detector is not None and preparer.detects:
-            self.store.set_detector(preparer.detector_spec)
+        if self.detector is not None:  # later queries prepare faces the same way
+            self.store.set_detector(preparer.detector_spec if preparer.detects else "none")
         with report.timed("hash"):
             todo = self._new_images(images, report, progress)
         pending: list[NewFace] = []
@@ -703,6 +703,7 @@ class Gallery:
             "threshold": row.threshold,
             "threshold_source": row.threshold_source,
             "index": self.index_info(state),
+            "detector": row.detector,
             "device": str(resolve_device(self.device)),
         }
 

@@ -5,6 +5,6 @@ OpenCV is imported only when a detector or a warp is used, so crop-only paths st
 """
 
 from facesearch.faces.base import Detector, Face
-from facesearch.faces.detectors import DETECTOR_HELP, create_detector, parse_detector
+from facesearch.faces.detectors import create_detector, parse_detector, register_detector
 
-__all__ = ["DETECTOR_HELP", "Detector", "Face", "create_detector", "parse_detector"]
+__all__ = ["Detector", "Face", "create_detector", "parse_detector", "register_detector"]

@@ -12,29 +12,40 @@ faces in the coordinates of the image they were given.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from facesearch.errors import InputError, ModelError
 from facesearch.faces.base import Detector, Face
 
-DETECTORS = ("mtcnn", "yunet", "none")
-DETECTOR_HELP = "mtcnn (shipped), yunet:PATH (an OpenCV YuNet ONNX file) or none (the input is a face crop)"
+
+DetectorFactory = Callable[[Optional[Path]], Detector]
+_FACTORIES: dict[str, tuple[DetectorFactory, bool]] = {}
+
+
+def register_detector(name: str, factory: DetectorFactory, needs_file: bool = False) -> None:
+    """Make ``--detector NAME`` (``NAME:PATH`` when ``needs_file``) build ``factory(path)``."""
+    _FACTORIES[name.lower()] = (factory, needs_file)
 
 
 def parse_detector(spec: str) -> tuple[str, Path | None]:
     """``"mtcnn"`` -> ("mtcnn", None); ``"yunet:PATH"`` -> ("yunet", PATH); bad specs refused."""
     kind, _, path = spec.partition(":")
     kind = kind.strip().lower()
-    if kind not in DETECTORS:
-        raise InputError(f"unknown detector {spec!r} (known: {DETECTOR_HELP})")
-    if kind == "yunet":
+    if kind == "none":
+        raise InputError("detector 'none' finds no faces: the input is taken as a face crop")
+    if kind not in _FACTORIES:
+        known = ", ".join(sorted(_FACTORIES))
+        raise InputError(f"unknown detector {spec!r} (known: {known}, none)")
+    if _FACTORIES[kind][1]:
         if not path:
-            raise InputError("the yunet detector needs its ONNX file: --detector yunet:PATH")
+            raise InputError(f"the {kind} detector needs its ONNX file: --detector {kind}:PATH")
         file = Path(path).expanduser()
         if not file.is_file():
-            raise InputError(f"YuNet detector file {file} not found")
+            raise InputError(f"{kind} detector file {file} not found")
         return kind, file
     if path:
         raise InputError(f"detector {kind} takes no file (got {spec!r})")
@@ -43,12 +54,7 @@ def parse_detector(spec: str) -> tuple[str, Path | None]:
 
 def create_detector(spec: str) -> Detector:
     kind, path = parse_detector(spec)
-    if kind == "mtcnn":
-        return MtcnnDetector()
-    if kind == "yunet":
-        assert path is not None
-        return YunetDetector(path)
-    raise InputError("detector 'none' finds no faces: the input is taken as a face crop")
+    return _FACTORIES[kind][0](path)
 
 
 class MtcnnDetector:
@@ -105,3 +111,7 @@ class YunetDetector:
             x, y, w, h = (float(v) for v in row[:4])
             faces.append(Face((x, y, x + w, y + h), row[4:14].reshape(5, 2).astype(np.float32), float(row[14])))
         return faces
+
+
+register_detector("mtcnn", lambda _path: MtcnnDetector())
+register_detector("yunet", lambda path: YunetDetector(path), needs_file=True)  # type: ignore[arg-type]

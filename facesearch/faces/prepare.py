@@ -159,13 +159,14 @@ def preparer_for(
     default: str | None = None,
     **options: object,
 ) -> FacePreparer:
-    """The preparer for an encoder's preprocessing with a user's ``detector`` override:
-    ``none`` switches detection off, any other detector switches it on; without one, the
-    encoder decides and ``default`` (a gallery's enroll detector) or mtcnn finds the faces."""
-    if detector is not None:
-        preprocessing = preprocessing.with_detection(detector.strip().lower() != "none")
-    spec = detector if detector is not None and detector.strip().lower() != "none" else default
-    return FacePreparer(preprocessing, spec or "mtcnn", **options)  # type: ignore[arg-type]
+    """The preparer for an encoder's preprocessing with a user's ``detector`` choice, else
+    ``default`` (the one a gallery was enrolled with): ``none`` switches detection off, any
+    other detector switches it on. With neither, the encoder decides, and mtcnn finds faces."""
+    choice = detector if detector is not None else default
+    if choice is not None:
+        preprocessing = preprocessing.with_detection(choice.strip().lower() != "none")
+    spec = choice if choice is not None and choice.strip().lower() != "none" else "mtcnn"
+    return FacePreparer(preprocessing, spec, **options)  # type: ignore[arg-type]
 
 
 def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The gallery remembers the face detector its photos were enrolled with.
 
 Faces found by another detector sit a little differently in their crops, so queries use the
-enroll's detector unless told otherwise. NULL: the default (mtcnn, when the encoder detects).
+enroll's detector choice unless told otherwise ("none" included: --no-detect). NULL: as the
+encoder says (mtcnn when it detects).
 
 Revision ID: 0003
 Revises: 0002
