@@ -29,6 +29,14 @@ Stage = Callable[[argparse.Namespace], dict[str, Any]]
 STAGES: dict[str, Stage] = {}
 
 
+def shown(path: Path) -> str:
+    """A path as results record it: relative to the project's folder, never this machine's."""
+    try:
+        return str(Path(os.path.relpath(Path(path).resolve(), ROOT)))
+    except ValueError:
+        return Path(path).name
+
+
 def stage(name: str) -> Callable[[Stage], Stage]:
     def wrap(fn: Stage) -> Stage:
         STAGES[name] = fn
@@ -62,7 +70,7 @@ def bench_enroll(args: argparse.Namespace) -> dict[str, Any]:
     total = report.timings["total"]
     stages = {k: v for k, v in report.timings.items() if k != "total"}
     return {
-        "data": str(data),
+        "data": shown(data),
         "images": report.enrolled,
         "seconds": round(total, 3),
         "images_per_s": round(report.enrolled / total, 1),
@@ -329,6 +337,8 @@ def main() -> None:
     parser.add_argument("--backbones", default="litface,mobilenet_v3_small,mobilenet_v2,resnet18,resnet50")
     parser.add_argument("--batches", default="1,16,64", help="batch sizes for the embed stage")
     parser.add_argument("--embed-images", type=int, default=128, help="images per timed embed run")
+    parser.add_argument("--detect-photos", type=int, default=20, help="photos per size in the detect stage")
+    parser.add_argument("--photo-count", type=int, default=600, help="gallery photos in the enroll_photos stage")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
     previous = Path(args.out) / "speed.json"
@@ -336,6 +346,8 @@ def main() -> None:
     stages = json.loads(previous.read_text())["stages"] if previous.exists() else {}
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "stages": stages}
     for name in args.stages.split(","):
+        if name not in STAGES:
+            raise SystemExit(f"unknown stage {name!r} (known: {', '.join(STAGES)})")
         print(f"running {name} ...", file=sys.stderr)
         results["stages"][name] = {"date": time.strftime("%Y-%m-%d %H:%M"), **STAGES[name](args)}
     out = Path(args.out)
@@ -344,6 +356,10 @@ def main() -> None:
     (out / "speed.md").write_text(markdown(results))
     print(markdown(results))
 
+
+from photos import PHOTO_STAGES  # noqa: E402 (beside this file; registers the photo stages)
+
+STAGES.update(PHOTO_STAGES)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,169 @@
+"""Speed stages for raw photos (registered by run.py): detection per detector and photo
+size, ONNX batching, and raw-photo enroll against a plain OpenCV loop on the same photos.
+
+The photos are made here from real face crops (cfp-dev's gallery) pasted into frames over
+a textured background, in a temporary folder: nothing of them is kept or committed. Each
+figure that claims a ratio is measured against its baseline in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SFACE_DIR = ROOT.parent / "shared" / "models" / "sface"
+SFACE = SFACE_DIR / "face_recognition_sface_2021dec.onnx"
+YUNET = SFACE_DIR / "face_detection_yunet_2023mar.onnx"
+CFP_KNOWN = ROOT.parent / "shared" / "datasets" / "cfp-dev" / "verification" / "known"
+
+
+def _crops(limit: int | None = None) -> list[Path]:
+    if not CFP_KNOWN.exists():
+        raise SystemExit(f"the photo stages need real faces: {CFP_KNOWN.relative_to(ROOT.parent)} is absent")
+    files = sorted(CFP_KNOWN.glob("*/*.jpg"))
+    return files[:limit] if limit else files
+
+
+def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A smooth colour gradient with noise: not a face, not a plain page."""
+    ys, xs = np.mgrid[0:height, 0:width] / max(width, height)
+    base = rng.uniform(40, 200, 3) + rng.uniform(-60, 60, 3) * xs[..., None] + rng.uniform(-60, 60, 3) * ys[..., None]
+    return np.clip(base + rng.normal(0, 8, (height, width, 3)), 0, 255).astype(np.uint8)
+
+
+def compose(crops: list[Path], width: int, height: int, rng: np.random.Generator):  # noqa: ANN201
+    """A frame with the crops pasted side by side, each about a third of its height."""
+    from PIL import Image
+
+    frame = Image.fromarray(_background(rng, width, height))
+    slot = width // len(crops)
+    for number, path in enumerate(crops):
+        side = int(min(slot * 0.85, height * rng.uniform(0.28, 0.4)))
+        face = Image.open(path).convert("RGB").resize((side, side))
+        left = number * slot + int(rng.uniform(0, max(1, slot - side)))
+        top = int(rng.uniform(0, height - side))
+        frame.paste(face, (left, top))
+    return frame
+
+
+def _detectors() -> dict[str, Any]:
+    from facesearch.faces.detectors import MtcnnDetector, YunetDetector
+
+    found: dict[str, Any] = {"mtcnn": MtcnnDetector()}
+    if YUNET.exists():
+        found["yunet"] = YunetDetector(YUNET)
+    return found
+
+
+def bench_detect(args: argparse.Namespace) -> dict[str, Any]:
+    """Milliseconds per photo for each detector, at 640x480 and 1280x960 (the same scenes
+    scaled), with 3 real faces in each, and how many faces each found (score >= 0.9)."""
+    from facesearch.faces.prepare import STRONG
+
+    rng = np.random.default_rng(0)
+    crops = _crops()
+    scenes = [list(rng.choice(crops, 3, replace=False)) for _ in range(args.detect_photos)]
+    rows = []
+    for size in [(640, 480), (1280, 960)]:
+        frames = [np.asarray(compose(scene, *size, np.random.default_rng(i))) for i, scene in enumerate(scenes)]
+        for name, detector in _detectors().items():
+            detector.detect(frames[0])  # warm-up
+            times, found = [], 0
+            for frame in frames:
+                start = time.perf_counter()
+                faces = detector.detect(frame)
+                times.append(time.perf_counter() - start)
+                found += sum(1 for f in faces if f.score >= STRONG)
+            rows.append({"detector": name, "size": f"{size[0]}x{size[1]}", "ms_median": round(1000 * statistics.median(times), 1),
+                         "faces_found": found, "faces_pasted": 3 * len(frames)})
+    return {"photos": len(scenes), "rows": rows}
+
+
+def bench_onnx_batching(args: argparse.Namespace) -> dict[str, Any]:
+    """SFace faces/s when its fixed batch of 1 is rewritten as dynamic (batches of 16 and 64)
+    against feeding the file's own batch of 1 face by face."""
+    from facesearch.onnx_runtime import OnnxEncoder
+
+    if not SFACE.exists():
+        return {"skipped": "no SFace file"}
+    faces = np.random.default_rng(0).integers(0, 256, (128, 3, 112, 112), dtype=np.uint8)
+    rows = []
+    for batching in ("auto", "single"):
+        encoder = OnnxEncoder(SFACE, batching=batching)
+        for batch in (1, 16, 64):
+            encoder.embed_faces(faces[:batch])
+            start = time.perf_counter()
+            for begin in range(0, len(faces), batch):
+                encoder.embed_faces(faces[begin : begin + batch])
+            rows.append({"batching": "dynamic" if encoder.batched else "one by one", "batch": batch,
+                         "faces_per_s": round(len(faces) / (time.perf_counter() - start), 1)})
+    return {"faces": len(faces), "rows": rows}
+
+
+def _gallery_photos(folder: Path, count: int) -> Path:
+    """``count`` gallery photos: each cfp-dev gallery crop alone in a 640x480 frame."""
+    rng = np.random.default_rng(1)
+    for path in _crops(count):
+        target = folder / path.parent.name / (path.stem + ".jpg")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        compose([path], 640, 480, rng).save(target, quality=90)
+    return folder
+
+
+def _opencv_loop(photos: list[Path]) -> tuple[float, int]:
+    """The plain baseline: OpenCV's own FaceDetectorYN + FaceRecognizerSF, one photo at a
+    time (read, detect, take the largest face, align, embed); (seconds, faces embedded)."""
+    import cv2
+
+    detector = cv2.FaceDetectorYN.create(str(YUNET), "", (320, 320), 0.9)
+    recognizer = cv2.FaceRecognizerSF.create(str(SFACE), "")
+    start, done = time.perf_counter(), 0
+    for path in photos:
+        image = cv2.imread(str(path))
+        detector.setInputSize((image.shape[1], image.shape[0]))
+        faces = detector.detect(image)[1]
+        if faces is None:
+            continue
+        largest = max(faces, key=lambda row: row[2] * row[3])
+        recognizer.feature(recognizer.alignCrop(image, largest))
+        done += 1
+    return time.perf_counter() - start, done
+
+
+def bench_enroll_photos(args: argparse.Namespace) -> dict[str, Any]:
+    """Raw-photo enroll (detect + align + embed + store + index; SFace + YuNet) against the
+    plain OpenCV loop on the same photos, and enroll's share per stage."""
+    from facesearch.engine import Gallery
+
+    if not (SFACE.exists() and YUNET.exists()):
+        return {"skipped": "no SFace/YuNet files"}
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = _gallery_photos(Path(tmp) / "photos", args.photo_count)
+        files = sorted(photos.glob("*/*.jpg"))
+        baseline_s, baseline_faces = _opencv_loop(files)
+        with tempfile.TemporaryDirectory() as home, Gallery(home, detector=f"yunet:{YUNET}") as gallery:
+            gallery.bind_encoder(SFACE)  # open the model outside the timed run
+            report = gallery.enroll(photos)
+    total = report.timings["total"]
+    stages = {k: v for k, v in report.timings.items() if k != "total"}
+    return {
+        "photos": len(files),
+        "photo_size": "640x480",
+        "enrolled": report.enrolled,
+        "failed": len(report.failed),
+        "images_per_s": round(report.enrolled / total, 1),
+        "share": {k: round(v / total, 3) for k, v in stages.items()},
+        "baseline_opencv_loop_images_per_s": round(baseline_faces / baseline_s, 1),
+        "baseline_faces": baseline_faces,
+        "ours_over_baseline_throughput": round(report.enrolled / total / (baseline_faces / baseline_s), 2),
+    }
+
+
+PHOTO_STAGES = {"detect": bench_detect, "onnx_batch": bench_onnx_batching, "enroll_photos": bench_enroll_photos}
