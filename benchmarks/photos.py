@@ -87,15 +87,20 @@ def bench_detect(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def bench_onnx_batching(args: argparse.Namespace) -> dict[str, Any]:
-    """SFace faces/s when its fixed batch of 1 is rewritten as dynamic (batches of 16 and 64)
-    against feeding the file's own batch of 1 face by face; the settings take turns, and
-    each figure is the median of ``--rounds`` (this machine's speed drifts within minutes)."""
+    """SFace faces/s on onnxruntime when its fixed batch of 1 is rewritten as dynamic
+    (batches of 16 and 64) against feeding the file's own batch of 1 face by face, and on
+    OpenCV's DNN module (what ``runtime="auto"`` picks for it on a CPU); the settings take
+    turns, each figure the median of ``--rounds`` (this machine's speed drifts in minutes)."""
     from facesearch.onnx_runtime import OnnxEncoder
 
     if not SFACE.exists():
         return {"skipped": "no SFace file"}
     faces = np.random.default_rng(0).integers(0, 256, (128, 3, 112, 112), dtype=np.uint8)
-    encoders = {"dynamic": OnnxEncoder(SFACE), "one by one": OnnxEncoder(SFACE, batching="single")}
+    encoders = {
+        "onnxruntime, dynamic": OnnxEncoder(SFACE, runtime="onnxruntime"),
+        "onnxruntime, one by one": OnnxEncoder(SFACE, batching="single", runtime="onnxruntime"),
+        "auto, dynamic": OnnxEncoder(SFACE),
+    }
     settings = [(name, batch) for name in encoders for batch in (1, 16, 64)]
     rates: dict[tuple[str, int], list[float]] = {s: [] for s in settings}
     for _ in range(args.rounds):
@@ -106,8 +111,8 @@ def bench_onnx_batching(args: argparse.Namespace) -> dict[str, Any]:
             for begin in range(0, len(faces), batch):
                 encoder.embed_faces(faces[begin : begin + batch])
             rates[(name, batch)].append(len(faces) / (time.perf_counter() - start))
-    rows = [{"batching": name, "batch": batch, "faces_per_s": round(statistics.median(rates[(name, batch)]), 1)}
-            for name, batch in settings]
+    rows = [{"runtime": encoders[name].runtime, "batching": name.split(", ")[-1], "batch": batch,
+             "faces_per_s": round(statistics.median(rates[(name, batch)]), 1)} for name, batch in settings]
     return {"faces": len(faces), "rounds": args.rounds, "rows": rows}
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,8 @@ from facesearch.fileio import atomic_write
 from facesearch.preprocessing import Preprocessing
 
 SIDECAR_FORMAT = "facesearch.onnx-encoder"
+
+log = logging.getLogger(__name__)
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -73,11 +77,14 @@ class OnnxEncoder:
 
     ``batching``: "auto" runs whole batches, rewriting a batch dimension fixed at 1 as
     dynamic when the network allows it; "single" feeds faces one at a time.
+    ``runtime``: "auto" runs the network on OpenCV's DNN module when there is no GPU and
+    OpenCV gives onnxruntime's answers on probe faces (1.7x faster for SFace on this
+    project's CPU), else on onnxruntime; "onnxruntime" always uses the latter.
     """
 
-    runtime = "onnx"
-
-    def __init__(self, path: str | Path, flip: bool | None = None, batching: str = "auto") -> None:
+    def __init__(
+        self, path: str | Path, flip: bool | None = None, batching: str = "auto", runtime: str = "auto"
+    ) -> None:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file {path} not found")
@@ -86,46 +93,23 @@ class OnnxEncoder:
         self.name = str(sidecar.get("name") or path.stem)
         self.preprocessing: Preprocessing = sidecar["preprocessing"]
         self.flip = sidecar["flip"] if flip is None else flip
-        model_bytes = path.read_bytes()
-        self.fingerprint = onnx_fingerprint(model_bytes, self.preprocessing, self.flip)
-        self._session, self.batched = self._open(model_bytes, batching)
-        self._input = self._session.get_inputs()[0].name
+        file_bytes = path.read_bytes()
+        self.fingerprint = onnx_fingerprint(file_bytes, self.preprocessing, self.flip)
+        self._ort = _OrtRunner(file_bytes, path, batching, self.preprocessing.input_size)
+        self.batched = self._ort.batched
         self.dim = self._check_shapes()
+        self._runner: _OrtRunner | _OpenCvRunner = self._ort
+        if runtime == "auto" and not self._ort.on_gpu:
+            self._runner = _OpenCvRunner.if_it_agrees(self._ort, self.preprocessing.input_size) or self._ort
 
-    def _open(self, model_bytes: bytes, batching: str) -> tuple[Any, bool]:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # warnings (such as weights listed as inputs) are not errors
-        fixed_one = False
-        try:
-            import onnx
-
-            model = onnx.load_from_string(model_bytes)
-            _refuse_external_data(model, self.path)
-            changed = _constant_weights(model)
-            first = model.graph.input[0].type.tensor_type.shape.dim if model.graph.input else []
-            fixed_one = bool(first) and first[0].dim_value == 1
-            if fixed_one and batching == "auto":
-                _dynamic_batch(model)
-            if changed or (fixed_one and batching == "auto"):
-                model_bytes = model.SerializeToString()
-        except ModelError:
-            raise
-        except Exception as exc:  # onnx raises DecodeError, ValidationError, ...
-            raise ModelError(f"{self.path}: not a readable ONNX model ({_first_line(exc)})") from None
-        try:
-            session = ort.InferenceSession(model_bytes, options, providers=_providers(ort))
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph kinds
-            raise ModelError(f"{self.path}: onnxruntime cannot load it ({_first_line(exc)})") from None
-        if fixed_one and batching == "auto" and not _runs_batches(session, self.preprocessing.input_size):
-            return self._open(self.path.read_bytes(), "single")[0], False
-        return session, batching == "auto" or not fixed_one
+    @property
+    def runtime(self) -> str:
+        """Which runtime embeds: "opencv" or "onnxruntime"."""
+        return self._runner.name
 
     def _check_shapes(self) -> int:
         """The embedding size, after checking the network takes what the sidecar says."""
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        shape = inputs[0].shape
+        shape, out = self._ort.input_shape, self._ort.output_shape
         size = self.preprocessing.input_size
         if len(shape) != 4:
             raise ModelError(f"{self.path}: not a face encoder (its input has rank {len(shape)}, not an (N, 3, H, W) image)")
@@ -137,11 +121,10 @@ class OnnxEncoder:
                 f"{self.path}: the sidecar says input {size}x{size}, but the network takes "
                 f"{shape[2]}x{shape[3]}"
             )
-        out = outputs[0].shape
         if len(out) != 2 or not isinstance(out[1], int):
             raise ModelError(f"{self.path}: not a face encoder (its output {out} is not an (N, D) vector)")
         try:
-            probe = self._run(np.zeros((1, 3, size, size), np.float32))
+            probe = self._ort.run(np.zeros((1, 3, size, size), np.float32))
         except Exception as exc:  # a sidecar size the network cannot take fails here
             raise ModelError(f"{self.path}: does not run on {size}x{size} faces as its sidecar says ({_first_line(exc)})") from None
         if probe.shape != (1, out[1]):
@@ -156,9 +139,9 @@ class OnnxEncoder:
     def embed_faces(self, images: Any) -> np.ndarray:
         """uint8 (N, 3, S, S) faces (tensor or array) -> L2-normalised float32 (N, D)."""
         x = self._normalise(np.asarray(images))
-        out = self._run(x)
+        out = self._runner.run(x)
         if self.flip:
-            out = out + self._run(np.ascontiguousarray(x[..., ::-1]))
+            out = out + self._runner.run(np.ascontiguousarray(x[..., ::-1]))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return (out / np.maximum(norms, 1e-12)).astype(np.float32)
 
@@ -171,10 +154,107 @@ class OnnxEncoder:
         std = np.asarray(p.std, np.float32)[None, :, None, None]
         return np.ascontiguousarray((x - mean) / std)
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+
+class _OrtRunner:
+    """The network in an onnxruntime session (CUDA when onnxruntime-gpu finds a GPU)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, file_bytes: bytes, path: Path, batching: str, size: int) -> None:
+        self.path = path
+        self.model_bytes, fixed_one = _readied(file_bytes, path, rewrite_batch=batching == "auto")
+        self.session = self._session(self.model_bytes)
+        self.batched = batching == "auto" or not fixed_one
+        if fixed_one and batching == "auto" and not self._runs_batches(size):
+            self.model_bytes = _readied(file_bytes, path, rewrite_batch=False)[0]
+            self.session, self.batched = self._session(self.model_bytes), False
+        self.input_name = self.session.get_inputs()[0].name
+        self.input_shape = self.session.get_inputs()[0].shape
+        self.output_shape = self.session.get_outputs()[0].shape
+        self.on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
+
+    def _session(self, model_bytes: bytes) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # warnings (such as weights listed as inputs) are not errors
+        try:
+            return ort.InferenceSession(model_bytes, options, providers=_providers(ort))
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph kinds
+            raise ModelError(f"{self.path}: onnxruntime cannot load it ({_first_line(exc)})") from None
+
+    def _runs_batches(self, size: int) -> bool:
+        """Whether a rewritten batch dimension really works (a Reshape to 1 inside would not)."""
+        try:
+            name = self.session.get_inputs()[0].name
+            return self.session.run(None, {name: np.zeros((2, 3, size, size), np.float32)})[0].shape[0] == 2
+        except Exception:  # noqa: BLE001 (onnxruntime's kinds): not batchable, feed one by one
+            return False
+
+    def run(self, x: np.ndarray) -> np.ndarray:
         if self.batched or len(x) == 1:
-            return np.asarray(self._session.run(None, {self._input: x})[0], np.float32)
-        return np.concatenate([self._session.run(None, {self._input: x[i : i + 1]})[0] for i in range(len(x))]).astype(np.float32)
+            return np.asarray(self.session.run(None, {self.input_name: x})[0], np.float32)
+        return np.concatenate([self.session.run(None, {self.input_name: x[i : i + 1]})[0] for i in range(len(x))]).astype(np.float32)
+
+
+class _OpenCvRunner:
+    """The same network in OpenCV's DNN module: faster on a CPU for many face encoders, but
+    it handles fewer graphs (it misreads the dynamic batch of torch's exports, for one), so
+    it is used only after it has given onnxruntime's answers. One forward at a time: an
+    OpenCV network is not safe for concurrent calls."""
+
+    name = "opencv"
+    AGREEMENT = 0.9999
+
+    def __init__(self, net: Any, batched: bool) -> None:
+        self.net, self.batched = net, batched
+        self.lock = threading.Lock()
+
+    @classmethod
+    def if_it_agrees(cls, ort: _OrtRunner, size: int) -> "_OpenCvRunner | None":
+        try:
+            import cv2
+
+            runner = cls(cv2.dnn.readNetFromONNX(np.frombuffer(ort.model_bytes, np.uint8)), ort.batched)
+            probe = np.random.default_rng(0).uniform(-1, 1, (3, 3, size, size)).astype(np.float32)
+            ours, theirs = runner.run(probe), ort.run(probe)
+        except Exception as exc:  # noqa: BLE001 (cv2.error and kin): onnxruntime it is
+            log.info("%s: OpenCV DNN cannot run it (%s); using onnxruntime", ort.path, _first_line(exc))
+            return None
+        if ours.shape != theirs.shape:
+            return None
+        cosine = np.sum(ours * theirs, axis=1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(theirs, axis=1))
+        return runner if float(cosine.min()) >= cls.AGREEMENT else None
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        with self.lock:
+            if self.batched or len(x) == 1:
+                self.net.setInput(x)
+                return np.asarray(self.net.forward(), np.float32).reshape(len(x), -1)
+            outs = []
+            for i in range(len(x)):
+                self.net.setInput(x[i : i + 1])
+                outs.append(np.asarray(self.net.forward(), np.float32).reshape(1, -1))
+            return np.concatenate(outs)
+
+
+def _readied(file_bytes: bytes, path: Path, rewrite_batch: bool) -> tuple[bytes, bool]:
+    """(the model as runtimes get it, whether its batch is fixed at 1): external data refused,
+    weights listed as inputs made constants, a fixed batch of 1 made dynamic if asked."""
+    import onnx
+
+    try:
+        model = onnx.load_from_string(file_bytes)
+    except Exception as exc:  # onnx raises DecodeError and kin
+        raise ModelError(f"{path}: not a readable ONNX model ({_first_line(exc)})") from None
+    _refuse_external_data(model, path)
+    changed = _constant_weights(model)
+    first = model.graph.input[0].type.tensor_type.shape.dim if model.graph.input else []
+    fixed_one = bool(first) and first[0].dim_value == 1
+    if fixed_one and rewrite_batch:
+        _dynamic_batch(model)
+        changed = True
+    return (model.SerializeToString() if changed else file_bytes), fixed_one
 
 
 def _providers(ort: Any) -> list[str]:
@@ -201,15 +281,6 @@ def _constant_weights(model: Any) -> bool:
     del model.graph.input[:]
     model.graph.input.extend(inputs)
     return True
-
-
-def _runs_batches(session: Any, size: int) -> bool:
-    """Whether a rewritten batch dimension really works (a Reshape to 1 inside would not)."""
-    try:
-        out = session.run(None, {session.get_inputs()[0].name: np.zeros((2, 3, size, size), np.float32)})[0]
-        return out.shape[0] == 2
-    except Exception:  # noqa: BLE001 (onnxruntime's kinds): not batchable, feed one by one
-        return False
 
 
 def _refuse_external_data(model: Any, path: Path) -> None:

@@ -189,3 +189,14 @@ def test_export_refuses_what_it_cannot_write(exported: tuple[Path, Path], tmp_pa
     model, onnx_file = exported
     assert "already an ONNX file" in cli_json("export", onnx_file, "--onnx", tmp_path / "x.onnx", code=1)["error"]
     assert "must end in .onnx" in cli_json("export", model, "--onnx", tmp_path / "x.bin", code=1)["error"]
+
+
+def test_opencv_runs_the_network_only_when_it_gives_onnxruntimes_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from facesearch import onnx_runtime
+
+    path = write(channel_means(1), tmp_path / "toy.onnx")
+    auto, plain = OnnxEncoder(path), OnnxEncoder(path, runtime="onnxruntime")
+    assert plain.runtime == "onnxruntime" and auto.runtime in ("opencv", "onnxruntime")
+    assert np.allclose(auto.embed_faces(IMAGES), plain.embed_faces(IMAGES), atol=1e-5)
+    monkeypatch.setattr(onnx_runtime._OpenCvRunner, "run", lambda self, x: np.ones((len(x), 4), np.float32))
+    assert OnnxEncoder(path).runtime == "onnxruntime"  # a runtime that disagrees is not used
