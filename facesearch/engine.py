@@ -17,21 +17,26 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from facesearch import UNKNOWN
+from facesearch.answers import (
+    EnrollReport,
+    FaceAnswer,
+    Match,
+    QueryResult,
+    SeveralFaces,
+    decide,
+)
 from facesearch.datasets import face_loader
 from facesearch.devices import resolve_device
 from facesearch.encoders import FaceEncoder, copy_model, load_model, model_copy_name
 from facesearch.errors import GalleryError, ImageError, InputError, ModelError
-from facesearch.faces.base import Face
 from facesearch.faces.prepare import FacePreparer, preparer_for
 from facesearch.home import Home
 from facesearch.imaging import content_hash, decode, read_bytes, to_tensor
@@ -59,109 +64,6 @@ Progress = Callable[[str, int, int], None]
 
 def _no_progress(stage: str, done: int, total: int) -> None:
     pass
-
-
-@dataclass(frozen=True)
-class SeveralFaces:
-    """A gallery photo with more than one face: its largest was enrolled."""
-
-    path: Path
-    faces: int
-    taken: Face
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "faces": self.faces, "taken": self.taken.to_dict()}
-
-
-@dataclass
-class EnrollReport:
-    enrolled: int = 0
-    skipped: int = 0
-    failed: list[Problem] = field(default_factory=list)
-    identities: int = 0
-    faces: int = 0
-    several_faces: list[SeveralFaces] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    """Seconds per stage: hash, decode (waiting on decode workers, detection included),
-    embed, database, index."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "enrolled": self.enrolled,
-            "skipped": self.skipped,
-            "failed": [{"path": str(p.path), "error": p.error} for p in self.failed],
-            "identities": self.identities,
-            "faces": self.faces,
-            "several_faces": [s.to_dict() for s in self.several_faces],
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-        }
-
-    @contextmanager
-    def timed(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
-
-
-@dataclass(frozen=True)
-class Match:
-    identity: str
-    score: float
-    image: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"identity": self.identity, "score": self.score, "image": self.image}
-
-
-@dataclass(frozen=True)
-class FaceAnswer:
-    """One face of a query photo and who it is. ``face`` is None when the photo was taken
-    whole (an encoder of tight crops, no detector): its box is then the whole photo."""
-
-    box: tuple[float, float, float, float]
-    face: Face | None
-    identity: str
-    score: float | None
-    matches: list[Match]
-
-    def to_dict(self) -> dict[str, Any]:
-        where = self.face.to_dict() if self.face else {
-            "box": [float(v) for v in self.box], "landmarks": None, "detection_score": None}
-        return {**where, "identity": self.identity, "score": self.score,
-                "matches": [m.to_dict() for m in self.matches]}
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """The answer for one face; a photo's answer (``Gallery.query``) is its largest face's,
-    with every face of the photo in ``faces``, largest first."""
-
-    identity: str
-    score: float | None
-    threshold: float
-    matches: list[Match]
-    faces: list[FaceAnswer] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {
-            "identity": self.identity,
-            "score": self.score,
-            "threshold": self.threshold,
-            "matches": [m.to_dict() for m in self.matches],
-        }
-        if self.faces:
-            out["faces"] = [f.to_dict() for f in self.faces]
-        return out
-
-
-def decide(matches: Sequence[Match], threshold: float) -> tuple[str, float | None]:
-    """The open-set answer: the best identity, or n000000 when it scores below the threshold."""
-    if not matches:
-        return UNKNOWN, None
-    best = matches[0]
-    return (best.identity if best.score >= threshold else UNKNOWN), best.score
 
 
 class Gallery:
