@@ -71,12 +71,16 @@ def collate(items: list[Item]) -> DecodedBatch:
     )
 
 
-def default_workers(count: int, batch_size: int) -> int:
-    """Half the cores decode, the rest run the encoder; workers pay off only beyond a
-    couple of batches (starting one costs more than decoding a few images)."""
+def default_workers(count: int, batch_size: int, detecting: bool = False) -> int:
+    """Half the cores decode, the rest run the encoder; with face detection as many workers
+    as cores, since a photo then costs its worker about what its face costs the encoder
+    (raw-photo enroll, SFace + YuNet on 2 cores: 50.9 photos/s with 2 workers, 40.9 with 1).
+    Workers pay off only beyond a couple of batches (starting one costs more than decoding
+    a few images)."""
     if count < 2 * batch_size:
         return 0
-    return max(1, min(8, (os.cpu_count() or 1) // 2))
+    cores = os.cpu_count() or 1
+    return max(1, min(8, cores if detecting else cores // 2))
 
 
 def face_loader(
@@ -88,7 +92,7 @@ def face_loader(
     """Batches of decoded faces in input order (failures included, see DecodedBatch);
     ``side``: a crop side (tight crops) or the preparer of an encoder's faces."""
     preparer = side if isinstance(side, FacePreparer) else FacePreparer(Preprocessing(input_size=side))
-    workers = default_workers(len(paths), batch_size) if workers is None else workers
+    workers = default_workers(len(paths), batch_size, preparer.detects) if workers is None else workers
     return DataLoader(
         FaceFiles(paths, preparer),
         batch_size=batch_size,
