@@ -58,12 +58,10 @@ def copy_model(source: str | Path, target: Path, flip: bool | None = None) -> st
 
         return copy_model_file(source, target, flip)
     from facesearch.fileio import atomic_write
-    from facesearch.onnx_runtime import OnnxEncoder, read_sidecar, write_sidecar
+    from facesearch.onnx_runtime import OnnxEncoder, write_sidecar
 
-    encoder = OnnxEncoder(source, flip)
-    extra = {k: v for k, v in read_sidecar(source).items() if k not in ("format", "preprocessing", "flip")}
-    extra = {k: v for k, v in extra.items() if k not in encoder.preprocessing.to_dict()}
-    write_sidecar(target, encoder.preprocessing, encoder.flip, **extra)
+    encoder = OnnxEncoder(source, flip, runtime="onnxruntime")
+    write_sidecar(target, encoder.preprocessing, encoder.flip, **encoder.sidecar_extra)
     with atomic_write(target) as handle:
         handle.write(Path(source).read_bytes())
     return encoder.fingerprint

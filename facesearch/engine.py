@@ -39,7 +39,7 @@ from facesearch.encoders import FaceEncoder, copy_model, load_model, model_copy_
 from facesearch.errors import GalleryError, ImageError, InputError, ModelError
 from facesearch.faces.prepare import FacePreparer, preparer_for
 from facesearch.home import Home
-from facesearch.imaging import content_hash, decode, read_bytes, to_tensor
+from facesearch.imaging import content_hash, decode, read_bytes
 from facesearch.index import (
     FaceIndex,
     IndexFileError,
@@ -503,7 +503,7 @@ class Gallery:
         preparer = self.preparer(encoder, min_face=min_face, max_faces=max_faces)
         photo = decode(read_bytes(image), image, draft_side=preparer.draft_side)
         prepared = preparer.prepare(photo, image)  # no face: an ImageError saying so
-        batch = np.stack([np.asarray(to_tensor(f.pixels)) for f in prepared.faces])
+        batch = np.stack([f.pixels.transpose(2, 0, 1) for f in prepared.faces])  # (N, 3, S, S)
         answers = self.search(encoder.embed_faces(batch), top_k)
         whole = (0.0, 0.0, float(photo.width), float(photo.height))
         faces = [

@@ -93,6 +93,9 @@ class OnnxEncoder:
         self.name = str(sidecar.get("name") or path.stem)
         self.preprocessing: Preprocessing = sidecar["preprocessing"]
         self.flip = sidecar["flip"] if flip is None else flip
+        # What else the sidecar says (name, licence, provenance): kept when it is copied.
+        described = {"format", "preprocessing", "flip", *self.preprocessing.to_dict()}
+        self.sidecar_extra = {k: v for k, v in sidecar.items() if k not in described}
         file_bytes = path.read_bytes()
         self.fingerprint = onnx_fingerprint(file_bytes, self.preprocessing, self.flip)
         self._ort = _OrtRunner(file_bytes, path, batching, self.preprocessing.input_size)
