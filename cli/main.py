@@ -27,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts say "[default: ...]": literal brackets, not Rich markup
 )
 stderr = Console(stderr=True)
 
@@ -75,7 +76,8 @@ DetectorOption = Annotated[
     typer.Option(
         "--detector",
         help="Face detector: mtcnn (shipped), yunet:PATH (an OpenCV YuNet ONNX file) or none (photos are "
-        "face crops) [default: as the encoder's model file says; the gallery's enroll detector, else mtcnn].",
+        "face crops) [default: the choice the gallery was enrolled with; else as the model file says, "
+        "mtcnn when it detects].",
         show_default=False,
     ),
 ]
