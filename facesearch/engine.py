@@ -85,7 +85,7 @@ class Gallery:
         """``detector``: ``mtcnn``, ``yunet:PATH`` or ``none`` instead of what the encoder
         and the gallery say (see ``preparer``)."""
         self.home = Home.resolve(home)
-        self.home.root.mkdir(parents=True, exist_ok=True)
+        self.home.create()
         self.lock = GalleryLock(self.home.lock)
         self.store = Store(database_url or self.home.database_url())
         self.device = device

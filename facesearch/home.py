@@ -20,6 +20,18 @@ class Home:
         chosen = home or os.environ.get(ENV_HOME) or Path.home() / ".facesearch"
         return cls(Path(chosen).expanduser().resolve())
 
+    def create(self) -> None:
+        """Make the folder (and its parents); a clear error when the path is a file or
+        cannot be made, rather than a traceback."""
+        from facesearch.errors import GalleryError
+
+        if self.root.exists() and not self.root.is_dir():
+            raise GalleryError(f"{self.root}: not a folder (the home, --home or FACESEARCH_HOME, must be a folder)")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GalleryError(f"{self.root}: cannot create the home folder ({exc.strerror or exc})") from None
+
     @property
     def database(self) -> Path:
         return self.root / "gallery.db"

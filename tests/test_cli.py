@@ -182,3 +182,11 @@ def test_flip_tta_binds_the_gallery_to_the_flip_variant(home: Path, faces_dir: P
     off = cli_json("bench", "--pairs", pairs / "pairs.txt", "--images", pairs / "images", "--no-flip")
     assert on["flip"] is True and off["flip"] is False and on["pairs"] == off["pairs"]
     assert cli("bench", faces_dir, "--flip").exit_code == 2
+
+
+def test_a_home_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("mine")
+    out = cli_json("info", "--home", not_a_folder, code=1)
+    assert "not a folder" in out["error"] and str(not_a_folder) in out["error"]
+    assert not_a_folder.read_text() == "mine"
