@@ -54,7 +54,7 @@ def compose(crops: list[Path], width: int, height: int, rng: np.random.Generator
 
 
 def _detectors() -> dict[str, Any]:
-    from facesearch.faces.detectors import MtcnnDetector, YunetDetector
+    from facesearch.face_finding.detectors import MtcnnDetector, YunetDetector
 
     found: dict[str, Any] = {"mtcnn": MtcnnDetector()}
     if YUNET.exists():
@@ -65,7 +65,7 @@ def _detectors() -> dict[str, Any]:
 def bench_detect(args: argparse.Namespace) -> dict[str, Any]:
     """Milliseconds per photo for each detector, at 640x480 and 1280x960 (the same scenes
     scaled), with 3 real faces in each, and how many faces each found (score >= 0.9)."""
-    from facesearch.faces.prepare import STRONG
+    from facesearch.face_finding.prepare import STRONG
 
     rng = np.random.default_rng(0)
     crops = _crops()

@@ -425,7 +425,7 @@ def _pairs_encoder(
     """(``--model``, or else the gallery's own encoder, with ``flip`` overriding its flip
     setting; how its faces are prepared: ``detector``, else the gallery's, else mtcnn)."""
     from facesearch.encoders import load_model
-    from facesearch.faces.prepare import preparer_for
+    from facesearch.face_finding.prepare import preparer_for
 
     enrolled_with = None
     if model is None:

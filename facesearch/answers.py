@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from facesearch import UNKNOWN
-from facesearch.faces.base import Face
+from facesearch.face_finding.base import Face
 from facesearch.layouts import Problem
 
 

@@ -28,7 +28,7 @@ from facesearch import UNKNOWN
 from facesearch.datasets import face_loader
 from facesearch.encoders import FaceEncoder
 from facesearch.errors import InputError
-from facesearch.faces.prepare import FacePreparer, preparer_for
+from facesearch.face_finding.prepare import FacePreparer, preparer_for
 from facesearch.fileio import atomic_write
 from facesearch.imaging import is_candidate
 from facesearch.layouts import Problem

@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from facesearch.errors import ImageError
-from facesearch.faces.base import Face
-from facesearch.faces.prepare import FacePreparer
+from facesearch.face_finding.base import Face
+from facesearch.face_finding.prepare import FacePreparer
 from facesearch.imaging import content_hash, decode, read_bytes, to_tensor
 from facesearch.preprocessing import Preprocessing
 
@@ -74,7 +74,8 @@ def collate(items: list[Item]) -> DecodedBatch:
 def default_workers(count: int, batch_size: int, detecting: bool = False) -> int:
     """Half the cores decode, the rest run the encoder; with face detection as many workers
     as cores, since a photo then costs its worker about what its face costs the encoder
-    (raw-photo enroll, SFace + YuNet on 2 cores: 50.9 photos/s with 2 workers, 40.9 with 1).
+    (raw-photo enroll of 300 photos, SFace + YuNet on 2 cores, measured ad hoc: 50.9 photos/s
+    with 2 workers, 40.9 with 1; benchmarks/photos.py's enroll_photos stage measures the default).
     Workers pay off only beyond a couple of batches (starting one costs more than decoding
     a few images)."""
     if count < 2 * batch_size:

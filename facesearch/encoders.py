@@ -58,10 +58,12 @@ def copy_model(source: str | Path, target: Path, flip: bool | None = None) -> st
 
         return copy_model_file(source, target, flip)
     from facesearch.fileio import atomic_write
-    from facesearch.onnx_runtime import OnnxEncoder, write_sidecar
+    from facesearch.onnx_runtime import onnx_fingerprint, read_sidecar, sidecar_extra, write_sidecar
 
-    encoder = OnnxEncoder(source, flip, runtime="onnxruntime")
-    write_sidecar(target, encoder.preprocessing, encoder.flip, **encoder.sidecar_extra)
+    sidecar = read_sidecar(source)  # the network itself was checked when the gallery loaded it
+    preprocessing, flip = sidecar["preprocessing"], sidecar["flip"] if flip is None else flip
+    model_bytes = Path(source).read_bytes()
+    write_sidecar(target, preprocessing, flip, **sidecar_extra(sidecar))
     with atomic_write(target) as handle:
-        handle.write(Path(source).read_bytes())
-    return encoder.fingerprint
+        handle.write(model_bytes)
+    return onnx_fingerprint(model_bytes, preprocessing, flip)

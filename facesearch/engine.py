@@ -37,7 +37,7 @@ from facesearch.datasets import face_loader
 from facesearch.devices import resolve_device
 from facesearch.encoders import FaceEncoder, copy_model, load_model, model_copy_name
 from facesearch.errors import GalleryError, ImageError, InputError, ModelError
-from facesearch.faces.prepare import FacePreparer, preparer_for
+from facesearch.face_finding.prepare import FacePreparer, preparer_for
 from facesearch.home import Home
 from facesearch.imaging import content_hash, decode, read_bytes
 from facesearch.index import (

@@ -48,11 +48,7 @@ def export_onnx(model: str | Path, out: str | Path, check: str | Path | None = N
         )
     with atomic_write(out) as handle:
         handle.write(program.model_proto.SerializeToString())
-    meta = payload.get("meta", {})
-    sidecar = write_sidecar(
-        out, encoder.preprocessing, encoder.flip, name=Path(model).stem, exported_from=fingerprint,
-        **({"licence": meta["licence"]} if "licence" in meta else {}),
-    )
+    sidecar = write_sidecar(out, encoder.preprocessing, encoder.flip, name=Path(model).stem, exported_from=fingerprint)
     exported = OnnxEncoder(out)
     agreement = _agreement(encoder, exported, _random_faces(size))
     report: dict[str, Any] = {"onnx": str(out), "sidecar": str(sidecar), "fingerprint": exported.fingerprint,
@@ -81,7 +77,7 @@ def _random_faces(size: int, count: int = 8) -> np.ndarray:
 def _photo_faces(folder: str | Path, encoder: Any, limit: int = 256) -> np.ndarray:
     """The largest face of up to ``limit`` photos below ``folder``, prepared for ``encoder``."""
     from facesearch.datasets import face_loader
-    from facesearch.faces.prepare import preparer_for
+    from facesearch.face_finding.prepare import preparer_for
     from facesearch.imaging import is_candidate
 
     folder = Path(folder)

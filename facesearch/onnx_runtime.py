@@ -53,6 +53,12 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def sidecar_extra(sidecar: dict[str, Any]) -> dict[str, Any]:
+    """What else a read sidecar says (name, licence, provenance): kept when it is copied."""
+    described = {"format", "preprocessing", "flip", *sidecar["preprocessing"].to_dict()}
+    return {k: v for k, v in sidecar.items() if k not in described}
+
+
 def write_sidecar(path: str | Path, preprocessing: Preprocessing, flip: bool = False, **extra: Any) -> Path:
     side = sidecar_path(path)
     body = {"format": SIDECAR_FORMAT, **extra, **preprocessing.to_dict()}
@@ -79,7 +85,7 @@ class OnnxEncoder:
     dynamic when the network allows it; "single" feeds faces one at a time.
     ``runtime``: "auto" runs the network on OpenCV's DNN module when there is no GPU and
     OpenCV gives onnxruntime's answers on probe faces (1.7x faster for SFace on this
-    project's CPU), else on onnxruntime; "onnxruntime" always uses the latter.
+    project's CPU: the onnx_batch stage of benchmarks/run.py), else on onnxruntime; "onnxruntime" always uses the latter.
     """
 
     def __init__(
@@ -93,9 +99,6 @@ class OnnxEncoder:
         self.name = str(sidecar.get("name") or path.stem)
         self.preprocessing: Preprocessing = sidecar["preprocessing"]
         self.flip = sidecar["flip"] if flip is None else flip
-        # What else the sidecar says (name, licence, provenance): kept when it is copied.
-        described = {"format", "preprocessing", "flip", *self.preprocessing.to_dict()}
-        self.sidecar_extra = {k: v for k, v in sidecar.items() if k not in described}
         file_bytes = path.read_bytes()
         self.fingerprint = onnx_fingerprint(file_bytes, self.preprocessing, self.flip)
         self._ort = _OrtRunner(file_bytes, path, batching, self.preprocessing.input_size)
@@ -276,7 +279,7 @@ def _dynamic_batch(model: Any) -> None:
 def _constant_weights(model: Any) -> bool:
     """Drop weights listed as graph inputs (an old exporter's habit, SFace's among them):
     a weight that is an input could be overridden at run time, so onnxruntime cannot fold
-    or fuse it (SFace: 36 against 29 faces/s on one thread here). True if any was dropped."""
+    or fuse it (SFace: 36 against 29 faces/s on one thread here, measured ad hoc). True if any was dropped."""
     weights = {tensor.name for tensor in model.graph.initializer}
     inputs = [value for value in model.graph.input if value.name not in weights]
     if len(inputs) == len(model.graph.input):

@@ -17,7 +17,7 @@ import numpy as np
 from facesearch.datasets import face_loader
 from facesearch.encoders import FaceEncoder
 from facesearch.errors import InputError
-from facesearch.faces.prepare import FacePreparer
+from facesearch.face_finding.prepare import FacePreparer
 from facesearch.metrics import verification_report
 
 

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from facesearch.errors import ImageError, InputError
-from facesearch.faces import Face, parse_detector
-from facesearch.faces.align import ARCFACE_TEMPLATE, align, alignment_matrix, crop_matrix, template, warp
-from facesearch.faces.prepare import DETECT_SIDE, FacePreparer, preparer_for
+from facesearch.face_finding import Face, parse_detector
+from facesearch.face_finding.align import ARCFACE_TEMPLATE, align, alignment_matrix, crop_matrix, template, warp
+from facesearch.face_finding.prepare import DETECT_SIDE, FacePreparer, preparer_for
 from facesearch.preprocessing import Preprocessing
 from tests.planted import PlantedDetector, compose
 

@@ -37,7 +37,7 @@ def test_wheel_holds_cli_and_migrations(wheel: zipfile.ZipFile) -> None:
         "facesearch/migrations/versions/0001_initial.py",
         "facesearch/migrations/versions/0002_index_kind.py",
         "facesearch/migrations/versions/0003_detector.py",
-        "facesearch/faces/detectors.py",
+        "facesearch/face_finding/detectors.py",
         "facesearch/onnx_runtime.py",
         "facesearch/models/reference.pt",
     ]:

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from facesearch.engine import Gallery
-from facesearch.faces.align import align
-from facesearch.faces.detectors import MtcnnDetector, YunetDetector
+from facesearch.face_finding.align import align
+from facesearch.face_finding.detectors import MtcnnDetector, YunetDetector
 from facesearch.imaging import decode, read_bytes
 from tests.conftest import CFP, cli_json, needs_datasets
 

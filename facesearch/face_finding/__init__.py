@@ -4,7 +4,7 @@ out), alignment on the ArcFace template, and the preparation of encoder inputs f
 OpenCV is imported only when a detector or a warp is used, so crop-only paths stay light.
 """
 
-from facesearch.faces.base import Detector, Face
-from facesearch.faces.detectors import create_detector, parse_detector, register_detector
+from facesearch.face_finding.base import Detector, Face
+from facesearch.face_finding.detectors import create_detector, parse_detector, register_detector
 
 __all__ = ["Detector", "Face", "create_detector", "parse_detector", "register_detector"]

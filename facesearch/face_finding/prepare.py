@@ -15,9 +15,9 @@ import numpy as np
 from PIL import Image
 
 from facesearch.errors import ImageError
-from facesearch.faces.align import align, crop_matrix, warp
-from facesearch.faces.base import Detector, Face
-from facesearch.faces.detectors import create_detector, parse_detector
+from facesearch.face_finding.align import align, crop_matrix, warp
+from facesearch.face_finding.base import Detector, Face
+from facesearch.face_finding.detectors import create_detector, parse_detector
 from facesearch.imaging import square_resize
 from facesearch.preprocessing import Preprocessing
 
@@ -31,8 +31,8 @@ size on each side and detected again before giving up."""
 
 STRONG, WEAK = 0.9, 0.6
 """Detection scores: faces of ``STRONG`` and up are taken; only when a photo has none are
-its ``WEAK`` ones taken (on cfp-dev, YuNet scores 9% of the crops, frontal ones among them,
-between 0.6 and 0.9; padding alone did not find them)."""
+its ``WEAK`` ones taken (on a sample of 200 cfp-dev crops, YuNet scored 9%, frontal ones
+among them, between 0.6 and 0.9; padding alone did not find them)."""
 
 CROP_MARGIN = 0.8
 """``crop`` encoders with a detector: the crop's side is the box's longer side times this.

@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from facesearch.errors import InputError, ModelError
-from facesearch.faces.base import Detector, Face
+from facesearch.face_finding.base import Detector, Face
 
 
 DetectorFactory = Callable[[Optional[Path]], Detector]
