@@ -506,7 +506,9 @@ def train(
     scale: Annotated[float, typer.Option(min=1.0, help="Margin head scale s.")] = 64.0,
     margin: Annotated[float, typer.Option(min=0.0, help="ArcFace margin m (radians).")] = 0.5,
     alpha: Annotated[float, typer.Option(min=0.0, help="Weight of the intra-class angle.")] = 0.1,
-    embedding_dim: Annotated[int, typer.Option(min=2)] = 512,
+    embedding_dim: Annotated[
+        Optional[int], typer.Option(min=2, help="[default: the teacher's, else 512]")
+    ] = None,
     input_size: Annotated[int, typer.Option(help="Side of the face crop the encoder sees (px, at least 32).")] = 112,
     drop_path: Annotated[float, typer.Option(min=0.0, max=0.9, help="Stochastic depth.")] = 0.0,
     balanced: Annotated[bool, typer.Option(help="Draw every person equally often.")] = False,
@@ -535,14 +537,43 @@ def train(
         Optional[Path],
         typer.Option(help="Start from this model file's weights (and classifier, for the same people)."),
     ] = None,
+    alignment: Annotated[
+        str, typer.Option(help="crop (tight crops as they come) or arcface-5pt (detect and align every photo once).")
+    ] = "crop",
+    detector: Annotated[
+        str, typer.Option(help="Face detector for arcface-5pt: mtcnn (shipped) or yunet:FILE.onnx.")
+    ] = "mtcnn",
+    teacher: Annotated[
+        Optional[Path], typer.Option(help="Learn from this encoder's embeddings (FILE.onnx + sidecar, or a model file).")
+    ] = None,
+    unlabelled: Annotated[
+        Optional[list[Path]], typer.Option(help="Folder of face photos without names, for the teacher's term (repeatable).")
+    ] = None,
+    distill_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the cosine distance to the teacher.")] = 1.0,
+    relational_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the batch similarity-matrix term.")
+    ] = 0.0,
+    identity_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the classification / margin loss (0: teacher only).")
+    ] = 1.0,
+    face_cache: Annotated[
+        Optional[Path], typer.Option(help="Prepared faces + teacher targets [default: in ~/.cache/facesearch/].")
+    ] = None,
     device: DeviceOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
-    """Train an encoder: classification, then a margin (ArcFace) fine-tune -> model file."""
+    """Train an encoder: classification, then a margin (ArcFace) fine-tune -> model file;
+    with --teacher, every phase also learns the teacher's embeddings."""
+    from facesearch.training.distill import embedding_dim_for
     from facesearch.training.loop import TrainConfig
     from facesearch.training.loop import train as run_training
 
+    def absolute(path: Path | None) -> str | None:
+        return str(path.resolve()) if path else None
+
     with failures(as_json):
+        if embedding_dim is None:
+            embedding_dim = embedding_dim_for(teacher)
         config = TrainConfig(
             data=str(data.resolve()), out=str(out), run_dir=str(run_dir) if run_dir else None,
             backbone=backbone, embedding_dim=embedding_dim, input_size=input_size, drop_path=drop_path,
@@ -555,7 +586,11 @@ def train(
             val_pairs=str(val_pairs.resolve()) if val_pairs else None,
             val_images=str(val_images.resolve()) if val_images else None,
             steps_per_epoch=steps_per_epoch, seed=seed, workers=workers,
-            init=str(init.resolve()) if init else None, device=None if device == "auto" else device,
+            init=absolute(init), device=None if device == "auto" else device,
+            alignment=alignment, detector=detector, teacher=absolute(teacher),
+            unlabelled=tuple(str(u.resolve()) for u in unlabelled or ()),
+            distill_weight=distill_weight, relational_weight=relational_weight,
+            identity_weight=identity_weight, face_cache=absolute(face_cache),
         )
         with progress_bars() as progress:
             report = run_training(config, resume, checkpoint, progress, _print_epoch)

@@ -124,7 +124,7 @@ def test_init_starts_from_a_model_files_weights_and_classifier(
     after = torch.load(tuned.out, weights_only=True)
     weights = [k for k, v in start["state_dict"].items() if k.endswith("weight") and v.ndim > 1]
     assert weights and all(torch.equal(after["state_dict"][k], start["state_dict"][k]) for k in weights)
-    assert after["meta"]["recipe"]["init"] == config.out
+    assert after["meta"]["recipe"]["init"] == Path(config.out).name  # portable: no path of this machine
     assert after["classifier"]["kind"] == "cosine"
     centres = torch.nn.functional.normalize(start["classifier"]["weight"].float(), dim=1)
     assert torch.allclose(after["classifier"]["weight"].float(), centres, atol=1e-3)
@@ -132,9 +132,22 @@ def test_init_starts_from_a_model_files_weights_and_classifier(
 
 def test_init_refuses_a_model_of_another_shape(reference: tuple[TrainConfig, list], tmp_path: Path) -> None:
     config, _ = reference
-    other = small_config(Path(config.data), tmp_path / "m.pt", embedding_dim=64, init=config.out)
-    with pytest.raises(InputError, match="embedding_dim 512 .this run: 64."):
+    other = small_config(Path(config.data), tmp_path / "m.pt", input_size=64, init=config.out)
+    with pytest.raises(InputError, match="input_size 112 .this run: 64."):
         train(other)
+
+
+def test_init_of_another_embedding_size_gives_its_backbone(reference: tuple[TrainConfig, list], tmp_path: Path) -> None:
+    """A student of a teacher's dimension starts from a 512-d model's backbone, head fresh."""
+    config, _ = reference
+    start = torch.load(config.out, weights_only=True)["state_dict"]
+    narrow = small_config(Path(config.data), tmp_path / "m.pt", embedding_dim=64, init=config.out, epochs=1,
+                          arcface_epochs=0, steps_per_epoch=1, lr=0.0, weight_decay=0.0)
+    train(narrow)
+    after = torch.load(narrow.out, weights_only=True)["state_dict"]
+    backbone = [k for k, v in start.items() if k.startswith("backbone.") and k.endswith("weight") and v.ndim > 1]
+    assert backbone and all(torch.equal(after[k], start[k]) for k in backbone)
+    assert after["head.4.weight"].shape == (64, 576)  # the GDC head of the new size
 
 
 def test_resume_without_checkpoint_or_with_a_corrupt_one(people: Path, tmp_path: Path) -> None:

@@ -96,9 +96,7 @@ class Encoder(nn.Module):
 
     @property
     def preprocessing(self) -> Preprocessing:
-        """Tight crops or aligned faces, at the network's side; pixels to [-1, 1]."""
-        c = self.config
-        return Preprocessing(c.input_size, c.alignment, c.detect, "rgb", (MEAN * 255,) * 3, (STD * 255,) * 3)
+        return preprocessing_of(self.config)
 
     @property
     def dim(self) -> int:
@@ -132,6 +130,12 @@ class Encoder(nn.Module):
             if self.config.flip:
                 out = out.float() + self(x.flip(3)).float()
         return (F.normalize(out.float(), dim=1) if unit else out.float()).cpu()
+
+
+def preprocessing_of(config: EncoderConfig) -> Preprocessing:
+    """Tight crops or aligned faces, at the network's side; pixels to [-1, 1]."""
+    c = config
+    return Preprocessing(c.input_size, c.alignment, c.detect, "rgb", (MEAN * 255,) * 3, (STD * 255,) * 3)
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

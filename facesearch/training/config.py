@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,13 @@ from facesearch.models.backbones import list_backbones
 from facesearch.models.encoder import EncoderConfig
 from facesearch.models.heads import HEADS
 from facesearch.models.margins import LOSSES
+from facesearch.preprocessing import ALIGNMENTS
 from facesearch.training.data import AugmentConfig
 from facesearch.training.optim import OPTIMIZERS, SCHEDULERS
 
 MIN_INPUT_SIZE = 32
 # Options that only say how or where to run: a resumed run may change them.
-RUNTIME_FIELDS = frozenset({"out", "run_dir", "device", "workers", "cache"})
+RUNTIME_FIELDS = frozenset({"out", "run_dir", "device", "workers", "cache", "face_cache"})
 # Options of phase 2: free to change on resume until phase 2 has started (so one phase-1
 # checkpoint can be fine-tuned with each loss, and the losses compared from the same start).
 PHASE2_FIELDS = frozenset({"arcface_epochs", "arcface_lr", "loss", "scale", "margin", "alpha"})
@@ -61,6 +63,17 @@ class TrainConfig:
     workers: int | None = None
     cache: bool | None = None  # decoded crops in memory; default: when they fit in 4 GiB
     init: str | None = None  # a model file whose weights (and classifier) the run starts from
+    # How the encoder sees faces: "crop" (tight crops, as they come) or "arcface-5pt" (each
+    # training photo detected and aligned once, by `detector`; the model then detects too).
+    alignment: str = "crop"
+    detector: str = "mtcnn"
+    # Learning from a teacher (facesearch.training.distill).
+    teacher: str | None = None  # any encoder the project runs: FILE.onnx (+ sidecar) or a model file
+    unlabelled: tuple[str, ...] = ()  # folders of faces without names: the distillation term only
+    distill_weight: float = 1.0
+    relational_weight: float = 0.0
+    identity_weight: float = 1.0  # weight of the classification / margin loss (0: teacher only)
+    face_cache: str | None = None  # prepared faces + teacher targets; default: in the user's cache
 
     def __post_init__(self) -> None:
         for option, value, known in (
@@ -81,6 +94,16 @@ class TrainConfig:
             raise InputError(f"--input-size {self.input_size} is too small (at least {MIN_INPUT_SIZE})")
         if not 0.0 <= self.holdout < 1.0:
             raise InputError(f"--holdout {self.holdout} must be in [0, 1)")
+        if self.alignment not in ALIGNMENTS:
+            raise InputError(f"unknown alignment {self.alignment!r} (known: {', '.join(ALIGNMENTS)})")
+        if self.unlabelled and not self.teacher:
+            raise InputError("--unlabelled faces are learnt from a teacher only: add --teacher")
+        if min(self.distill_weight, self.relational_weight, self.identity_weight) < 0:
+            raise InputError("loss weights must be at least 0")
+        if self.identity_weight == 0 and not self.teacher:
+            raise InputError("--identity-weight 0 leaves nothing to learn from without --teacher")
+        if self.teacher and self.distill_weight == 0 and self.relational_weight == 0:
+            raise InputError("--teacher with both --distill-weight and --relational-weight at 0 teaches nothing")
 
     @property
     def total_epochs(self) -> int:
@@ -89,6 +112,11 @@ class TrainConfig:
     @property
     def phase2_lr(self) -> float:
         return self.arcface_lr if self.arcface_lr is not None else self.lr / 10
+
+    @property
+    def prepared(self) -> bool:
+        """Whether training faces go through the prepared-faces cache (alignment, teacher)."""
+        return self.alignment != "crop" or self.teacher is not None
 
     @property
     def run_path(self) -> Path:
@@ -103,6 +131,8 @@ class TrainConfig:
             dropout=self.dropout,
             drop_path=self.drop_path,
             seed=self.seed,
+            alignment=self.alignment,
+            detect=self.alignment == "arcface-5pt",
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,12 +143,41 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["augment"] = AugmentConfig(**values.get("augment", {}))
+        values["unlabelled"] = tuple(values.get("unlabelled", ()))
         return cls(**values)
 
 
-PATH_FIELDS = ("data", "val_dir", "val_pairs", "val_images", "init")
+PATH_FIELDS = ("data", "val_dir", "val_pairs", "val_images", "init", "teacher", "unlabelled")
 
 
 def comparable(options: dict[str, Any]) -> dict[str, Any]:
     """Paths compared as absolute paths, so a run resumes from another working directory."""
-    return {k: str(Path(v).resolve()) if k in PATH_FIELDS and v else v for k, v in options.items()}
+    return {k: _resolved(v) if k in PATH_FIELDS and v else v for k, v in options.items()}
+
+
+def portable(options: dict[str, Any]) -> dict[str, Any]:
+    """Paths relative to the working directory (``../shared/datasets/fiw/train``), for a model
+    file's meta: it travels, and no path of the training machine belongs in it."""
+    return {k: _relative(v) if k in PATH_FIELDS + ("out", "run_dir", "face_cache") and v else v
+            for k, v in options.items()}
+
+
+def _resolved(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [str(Path(v).resolve()) for v in value]
+    return str(Path(value).resolve())
+
+
+def _relative(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_relative(v) for v in value]
+    path = Path(value)
+    if not path.is_absolute():
+        return str(path)
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path.name
+    # Beside the project (../shared/...) reads well anywhere; further away, only the name
+    # says something that is not about this machine's folders.
+    return relative if Path(relative).parts[:2].count("..") < 2 else path.name

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -26,6 +27,12 @@ log = logging.getLogger(__name__)
 
 CACHE_LIMIT = 4 * 2**30
 
+Progress = Callable[[str, int, int, str], None]
+
+
+def _quiet(description: str, done: int, total: int, info: str) -> None:
+    pass
+
 
 class _CachedFaces(Dataset):
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform) -> None:  # noqa: ANN001
@@ -38,6 +45,31 @@ class _CachedFaces(Dataset):
         return self.transform(self.images[position]), int(self.labels[position])
 
 
+class _TaughtFaces(_CachedFaces):
+    """(augmented image, class or -1, position, mirrored): the loop looks up the teacher's
+    target of that view by position. The mirror is drawn here, not by the transform, because
+    a mirrored face has its own target (the teacher's embedding of the mirror image)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform, mirror: bool) -> None:  # noqa: ANN001
+        super().__init__(images, labels, transform)
+        self.mirror = mirror
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, int, int, bool]:  # type: ignore[override]
+        image = self.images[position]
+        mirrored = self.mirror and bool(torch.rand(()) < 0.5)
+        if mirrored:
+            image = image.flip(-1)
+        return self.transform(image), int(self.labels[position]), position, mirrored
+
+
+def collate_taught(
+    items: list[tuple[torch.Tensor, int, int, bool]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(images, labels, positions, mirrored) of a batch of ``_TaughtFaces`` items."""
+    images, labels, positions, mirrored = zip(*items)
+    return torch.stack(images), torch.tensor(labels), torch.tensor(positions), torch.tensor(mirrored)
+
+
 @dataclass
 class FaceSet:
     """Labelled faces, either decoded (``images`` set) or as files to decode on the fly,
@@ -47,6 +79,7 @@ class FaceSet:
     labels: torch.Tensor
     side: int
     images: torch.Tensor | None = None
+    targets: dict[str, torch.Tensor] | None = None  # the teacher's: "clean" and "flipped" (N, D)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -54,7 +87,11 @@ class FaceSet:
     def samples(self) -> list[Sample]:
         return list(zip(self.paths, self.labels.tolist()))
 
-    def dataset(self, transform) -> Dataset:  # noqa: ANN001
+    def dataset(self, transform, mirror: bool = False) -> Dataset:  # noqa: ANN001
+        """Augmented training items; with teacher targets, ``mirror`` draws the horizontal
+        flip (the transform must then not flip)."""
+        if self.images is not None and self.targets is not None:
+            return _TaughtFaces(self.images, self.labels, transform, mirror)
         if self.images is not None:
             return _CachedFaces(self.images, self.labels, transform)
         return FaceClassification(self.samples(), transform, self.side)
@@ -87,9 +124,19 @@ class TrainingData:
     train: FaceSet
     heldout: FaceSet
     workers: int
+    faces: Callable[[Sequence[Path]], FaceSet] | None = None  # validation photos, prepared as training's
+    unlabelled_images: int = 0
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    no_face: int = 0
+    cache: dict[str, Any] = field(default_factory=dict)  # the prepared-faces cache: path, size, seconds
+
+    def prepare(self, paths: Sequence[Path]) -> FaceSet:
+        if self.faces is not None:
+            return self.faces(paths)
+        return FaceSet.decode(paths, self.train.side, self.workers)
 
 
-def load_training_data(config: TrainConfig) -> TrainingData:
+def load_training_data(config: TrainConfig, progress: Progress = _quiet) -> TrainingData:
     """Read the training folder, split off (or read) held-out photos, decode what fits."""
     samples, names = labelled_folder(config.data)
     if config.val_dir:
@@ -98,6 +145,10 @@ def load_training_data(config: TrainConfig) -> TrainingData:
         train_samples, heldout_samples = stratified_split(samples, config.holdout, config.seed)
     side = config.encoder_config().input_size
     workers = config.workers if config.workers is not None else max(1, min(8, (os.cpu_count() or 2) // 2))
+    if config.prepared:
+        from facesearch.training.prepared_data import load_prepared_data
+
+        return load_prepared_data(config, names, train_samples, heldout_samples, workers, progress)
     cache = config.cache
     if cache is None:
         cache = len(train_samples) * 3 * side * side <= CACHE_LIMIT

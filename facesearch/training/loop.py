@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,10 @@ from facesearch.training.checkpoint import (
     save_checkpoint,
     seed_everything,
 )
-from facesearch.training.config import PHASE2_FIELDS, RUNTIME_FIELDS, TrainConfig, comparable
+from facesearch.training.config import PHASE2_FIELDS, RUNTIME_FIELDS, TrainConfig, comparable, portable
 from facesearch.training.data import balanced_sampler, collate_labelled, train_transform
-from facesearch.training.faces import FaceSet, load_training_data
+from facesearch.training.distill import Distillation
+from facesearch.training.faces import collate_taught, load_training_data
 from facesearch.training.optim import build_optimizer, build_scheduler, steps_per_batch
 from facesearch.training.records import EpochRecord, TrainReport
 from facesearch.verification import Pairs, read_pairs
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 # Encoder fields that shape the network: an --init model must agree on all of them.
 ARCHITECTURE = ("backbone", "embedding_dim", "input_size", "head")
+HEAD_FIELDS = ("embedding_dim", "head")  # without them the backbone alone still fits
 
 Progress = Callable[[str, int, int, str], None]
 """progress(description, done, total, info): called every batch."""
@@ -79,12 +81,12 @@ class Trainer:
         self.on_epoch = on_epoch
         self.device = resolve_device(config.device)
         seed_everything(config.seed)  # the classifier's initial weights come from the global RNG
-        self.data = load_training_data(config)
+        self.data = load_training_data(config, progress)
         self.pairs: Pairs | None = None
         self.pair_images: torch.Tensor | None = None
         if config.val_pairs:
             self.pairs = read_pairs(config.val_pairs, config.val_images)  # type: ignore[arg-type]
-            decoded = FaceSet.decode(self.pairs.images, config.input_size, config.workers)
+            decoded = self.data.prepare(self.pairs.images)
             if len(decoded) != len(self.pairs.images):  # pairs index images by position
                 missing = sorted(set(self.pairs.images) - set(decoded.paths))
                 raise InputError(f"{missing[0]}: a pairs image could not be decoded (see the warning above)")
@@ -93,6 +95,12 @@ class Trainer:
         self.encoder = Encoder(config.encoder_config()).to(self.device, memory_format=torch.channels_last)
         self.head: nn.Module = SoftmaxHead(config.embedding_dim, len(self.data.names), config.label_smoothing)
         self.head.to(self.device)
+        self.distill: Distillation | None = None
+        if self.data.train.targets is not None:
+            teacher_dim = self.data.train.targets["clean"].shape[1]
+            self.distill = Distillation(
+                config.embedding_dim, teacher_dim, config.distill_weight, config.relational_weight
+            ).to(self.device)
         self.epoch = 0
         self.history: list[EpochRecord] = []
         self.best: dict[str, Any] = {"value": -math.inf, "epoch": 0, "encoder": None, "validation": {}}
@@ -106,14 +114,19 @@ class Trainer:
         """``init``: start from a trained model file's weights with a fresh optimiser and
         schedule, e.g. to fine-tune the best phase-1 epoch rather than the last one. Its
         classifier is reused when it was trained on these same people; otherwise the head
-        starts fresh (fine-tuning on new people)."""
+        starts fresh (fine-tuning on new people). A model with another embedding head (a
+        student of the teacher's dimension started from a 512-d model) gives its backbone only."""
         payload = read_model_file(path)
         theirs, ours = payload["config"], self.config.encoder_config()
         different = [k for k in ARCHITECTURE if getattr(theirs, k) != getattr(ours, k)]
-        if different:
+        if set(different) - set(HEAD_FIELDS):
             detail = ", ".join(f"{k} {getattr(theirs, k)!r} (this run: {getattr(ours, k)!r})" for k in different)
             raise InputError(f"--init {path}: its encoder differs from this run's: {detail}")
         encoder, _ = encoder_from_payload(payload, path, "cpu")
+        if different:
+            log.warning("--init %s: another embedding head (%s); only its backbone is used", path, ", ".join(different))
+            self.encoder.backbone.load_state_dict(encoder.backbone.state_dict())
+            return
         self.encoder.load_state_dict(encoder.state_dict())
         stored = payload.get("classifier")
         if stored is None or list(stored.get("names", [])) != self.data.names:
@@ -141,10 +154,14 @@ class Trainer:
         if self.phase != "classify" and isinstance(self.head, SoftmaxHead):
             self.head = self._margin_head(self.head.classifier)
         lr = c.lr if self.phase == "classify" else c.phase2_lr
-        self.optimizer = build_optimizer(c.optimizer, [self.encoder, self.head], lr, c.momentum, c.weight_decay)
+        self.optimizer = build_optimizer(c.optimizer, self._trained(), lr, c.momentum, c.weight_decay)
         steps = self._steps_per_epoch()
         warmup = int(c.warmup_epochs * steps) if self.phase == "classify" else 0
         self.scheduler = build_scheduler(c.scheduler, self.optimizer, steps * self._phase_epochs(), warmup)
+
+    def _trained(self) -> list[nn.Module]:
+        """Every module the optimiser updates (the distillation projection too)."""
+        return [self.encoder, self.head] + ([self.distill] if self.distill is not None else [])
 
     def _margin_head(self, classifier: nn.Linear | None = None) -> MarginHead:
         c = self.config
@@ -164,7 +181,8 @@ class Trainer:
     def _loader(self) -> DataLoader:
         c = self.config
         generator = torch.Generator().manual_seed(c.seed * 100_003 + self.epoch)
-        dataset = self.data.train.dataset(train_transform(c.augment, c.encoder_config().input_size))
+        augment = replace(c.augment, hflip=False) if self.distill is not None else c.augment
+        dataset = self.data.train.dataset(train_transform(augment, c.encoder_config().input_size), c.augment.hflip)
         if c.balanced:
             sampler = balanced_sampler(self.data.train.samples(), seed=int(generator.initial_seed()))
         else:
@@ -174,7 +192,7 @@ class Trainer:
             batch_size=c.batch_size,
             sampler=sampler,
             num_workers=self.data.workers,
-            collate_fn=collate_labelled,
+            collate_fn=collate_taught if self.distill is not None else collate_labelled,
             generator=generator,
             pin_memory=self.device.type == "cuda",
             drop_last=len(dataset) > c.batch_size,
@@ -187,22 +205,23 @@ class Trainer:
         self.encoder.train()
         self.head.train()
         steps = self._steps_per_epoch()
-        total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+        total_loss, correct, seen, named, start = 0.0, 0, 0, 0, time.perf_counter()
+        cosine_sum = 0.0
         description = f"epoch {self.epoch + 1}/{c.total_epochs} {self.phase}"
-        for step, (images, labels) in enumerate(self._loader()):
+        for step, batch in enumerate(self._loader()):
             if step >= steps:
                 break
+            images, labels, targets = self._batch(batch)
             if len(labels) == 0:
                 continue
-            images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            labels = labels.to(self.device, non_blocking=True)
+            labelled = labels >= 0
             with autocast(self.device):
                 embeddings = self.encoder(images)
-                loss, _ = self.head(embeddings, labels)
+                loss, cosine = self._loss(embeddings, labels, labelled, targets)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_([*self.encoder.parameters(), *self.head.parameters()], c.clip_grad)
+            nn.utils.clip_grad_norm_([p for m in self._trained() for p in m.parameters()], c.clip_grad)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             if steps_per_batch(self.scheduler):
@@ -211,10 +230,14 @@ class Trainer:
                 raise InputError(f"training diverged at epoch {self.epoch + 1} (loss {loss.item()}); lower --lr")
             total_loss += loss.item() * len(labels)
             with torch.no_grad():  # without the margin, which only shapes the loss
-                correct += int((self.head.predict(embeddings.detach()) == labels).sum())
+                correct += int((self.head.predict(embeddings.detach()[labelled]) == labels[labelled]).sum())
             seen += len(labels)
+            named += int(labelled.sum())
+            cosine_sum += float(cosine) * len(labels)
             rate = seen / (time.perf_counter() - start)
-            info = f"loss {total_loss / seen:.3f} acc {correct / seen:.3f} {rate:.0f} img/s"
+            info = f"loss {total_loss / seen:.3f} acc {correct / max(named, 1):.3f} {rate:.0f} img/s"
+            if self.distill is not None:
+                info += f" teacher cos {cosine_sum / seen:.3f}"
             self.progress(description, step + 1, steps, info)
         seconds = time.perf_counter() - start
         return EpochRecord(
@@ -222,10 +245,39 @@ class Trainer:
             phase=self.phase,
             lr=self.optimizer.param_groups[0]["lr"],
             train_loss=total_loss / max(seen, 1),
-            train_accuracy=correct / max(seen, 1),
+            train_accuracy=correct / max(named, 1),
             images_per_s=seen / seconds,
             seconds=seconds,
+            teacher_cosine=cosine_sum / seen if self.distill is not None and seen else None,
         )
+
+    def _batch(self, batch: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(images, labels, teacher targets or None) on the device; a taught batch's target
+        for each face is the teacher's embedding of the view it shows (mirrored or not)."""
+        images, labels = batch[0], batch[1]
+        targets = None
+        if self.distill is not None and len(labels):
+            positions, mirrored = batch[2], batch[3]
+            kept = self.data.train.targets  # type: ignore[union-attr]
+            targets = torch.where(mirrored[:, None], kept["flipped"][positions], kept["clean"][positions])
+            targets = targets.to(self.device, non_blocking=True)
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        return images, labels.to(self.device, non_blocking=True), targets
+
+    def _loss(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, labelled: torch.Tensor, targets: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The identity loss on the named faces (weighted), plus the teacher's terms on all of
+        them; and the batch's mean cosine to the teacher (0 without one)."""
+        loss = embeddings.new_zeros((), dtype=torch.float32)
+        if self.config.identity_weight > 0 and bool(labelled.any()):
+            identity, _ = self.head(embeddings[labelled], labels[labelled])
+            loss = loss + self.config.identity_weight * identity
+        cosine = loss.new_zeros(())
+        if self.distill is not None and targets is not None:
+            taught, cosine = self.distill(embeddings, targets)
+            loss = loss + taught
+        return loss, cosine
 
     # --- validation -------------------------------------------------------------------
 
@@ -240,7 +292,7 @@ class Trainer:
     def validate(self, record: EpochRecord) -> None:
         """Held-out accuracy (training people) and pairs figures (unseen people)."""
         recalibrate_batchnorm(self.encoder, self.calibration)
-        if len(self.data.heldout):
+        if len(self.data.heldout) and self.config.identity_weight > 0:
             embeddings = self._embed(self.data.heldout.images, raw=True)
             self.head.eval()
             with torch.inference_mode():
@@ -258,7 +310,7 @@ class Trainer:
     def selected_by(self) -> str:
         if self.pairs is not None:
             return "roc_auc"
-        return "heldout_accuracy" if len(self.data.heldout) else "train_loss"
+        return "heldout_accuracy" if len(self.data.heldout) and self.config.identity_weight > 0 else "train_loss"
 
     def _score(self, record: EpochRecord) -> float:
         value = getattr(record, self.selected_by())
@@ -287,13 +339,15 @@ class Trainer:
         encoder = Encoder(c.encoder_config())
         encoder.load_state_dict(self.best["encoder"])
         meta = {
-            "trained_on": str(Path(c.data).resolve()),
+            "trained_on": portable({"data": c.data})["data"],
             "classes": len(self.data.names),
             "epoch": self.best["epoch"],
             "selected_by": self.selected_by(),
             "validation": self.best["validation"],
-            "recipe": c.to_dict(),
+            "recipe": portable(c.to_dict()),
         }
+        if c.teacher:
+            meta["teacher"] = {"file": Path(c.teacher).name, "fingerprint": self.data.cache.get("teacher")}
         stored = self.best.get("classifier")  # absent in checkpoints of older versions
         classifier = Classifier.from_payload(stored, str(c.out)) if stored else None
         save_encoder(encoder, c.out, meta, classifier=classifier)
@@ -308,6 +362,7 @@ class Trainer:
             "encoder": self.encoder.state_dict(),
             "head_kind": type(self.head).__name__,
             "head": self.head.state_dict(),
+            "distill": self.distill.state_dict() if self.distill is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -343,6 +398,8 @@ class Trainer:
         if state["head_kind"] == "MarginHead":
             self.head = self._margin_head()
         self.head.load_state_dict(state["head"])
+        if self.distill is not None and state.get("distill") is not None:
+            self.distill.load_state_dict(state["distill"])
         self._start_phase()  # builds the right head, optimiser and schedule for this epoch
         if self._same_phase(state):
             self.optimizer.load_state_dict(state["optimizer"])
@@ -398,7 +455,20 @@ class Trainer:
             heldout_images=len(self.data.heldout),
             history=self.history,
             validation=self.best["validation"],
+            taught=self._taught() if self.config.prepared else None,
         )
+
+    def _taught(self) -> dict[str, Any]:
+        """What the prepared-faces path did: faces left out, unlabelled faces, the cache."""
+        d = self.data
+        return {
+            "alignment": self.config.alignment,
+            "teacher": self.config.teacher and Path(self.config.teacher).name,
+            "unlabelled_images": d.unlabelled_images,
+            "no_face": d.no_face,
+            "skipped": len(d.skipped),
+            "cache": d.cache,
+        }
 
 
 def train(

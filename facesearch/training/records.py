@@ -21,6 +21,7 @@ class EpochRecord:
     roc_auc: float | None = None
     pairs_accuracy: float | None = None
     pairs_accuracy_std: float | None = None
+    teacher_cosine: float | None = None  # mean cosine to the teacher's targets, training views
     best: bool = False
 
 
@@ -35,9 +36,10 @@ class TrainReport:
     heldout_images: int
     history: list[EpochRecord]
     validation: dict[str, Any]
+    taught: dict[str, Any] | None = None  # with a teacher or aligned faces: see TrainingData
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        report = {
             "model": self.model,
             "epochs": self.epochs,
             "best_epoch": self.best_epoch,
@@ -48,3 +50,6 @@ class TrainReport:
             "validation": self.validation,
             "final": asdict(self.history[-1]) if self.history else None,
         }
+        if self.taught is not None:
+            report["taught"] = self.taught
+        return report
