@@ -129,3 +129,30 @@ def test_sface_through_facesearch_scores_as_opencvs_pipeline(tmp_path: Path, mon
     result = cli_json("bench", CFP / "verification" / "unknown_dev", "--tune")
     assert result["detector"] == detector and result["no_face"] <= 5
     assert result["accuracy_at_tuned"] >= 0.88 and result["rank1"] >= 0.93
+
+
+def test_a_student_learns_from_sface_on_aligned_faces(tmp_path: Path) -> None:
+    """The ONNX teacher path end to end: real photos detected and aligned once, SFace's
+    targets cached, the student bound to detection + alignment."""
+    from facesearch.models import load_encoder
+    from facesearch.training import TrainConfig, train
+    from facesearch.training.data import AugmentConfig
+
+    data = tmp_path / "people"
+    for name in PEOPLE[:4]:
+        (data / name).mkdir(parents=True)
+        for photo in sorted((KNOWN / name).iterdir()):
+            (data / name / photo.name).symlink_to(photo)
+    config = TrainConfig(
+        data=str(data), out=str(tmp_path / "student.pt"), epochs=3, arcface_epochs=0, batch_size=12,
+        optimizer="adamw", lr=0.003, warmup_epochs=0.0, holdout=0.0, workers=0, embedding_dim=128,
+        alignment="arcface-5pt", teacher=str(SFACE), identity_weight=0.0, face_cache=str(tmp_path / "faces.pt"),
+        augment=AugmentConfig(hflip=True, resized_crop=False, color_jitter=False),
+    )
+    report = train(config)
+    cosines = [r.teacher_cosine for r in report.history]
+    assert cosines[-1] > cosines[0], cosines
+    taught = report.to_dict()["taught"]
+    assert taught["no_face"] == 0 and taught["cache"]["faces"] == 12 and taught["cache"]["seconds"]["teacher"] > 0
+    encoder, _ = load_encoder(config.out)
+    assert encoder.preprocessing.alignment == "arcface-5pt" and encoder.preprocessing.detect
