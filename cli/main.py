@@ -18,10 +18,42 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+try:  # typer vendors click since 0.2x; before, it used click itself
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+class JsonUsageErrors(TyperGroup):
+    """Bad usage (exit 2) with ``--json`` still prints one JSON object, ``{"error": ...}``, on
+    stdout, as the contract promises for every outcome; the usage message stays on stderr.
+    Usage errors surface in two places: parsing the group's own arguments, and invoking a
+    command (its arguments are parsed, or it raises ``typer.BadParameter``)."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        self.wants_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+        with self._usage_errors_as_json():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        with self._usage_errors_as_json():
+            return super().invoke(ctx)
+
+    @contextmanager
+    def _usage_errors_as_json(self) -> Iterator[None]:
+        try:
+            yield
+        except UsageError as exc:
+            if getattr(self, "wants_json", False):
+                typer.echo(json.dumps({"error": exc.format_message(), "usage": True}))
+            raise
+
+
 app = typer.Typer(
+    cls=JsonUsageErrors,
     name="facesearch",
     help="Face search engine: enroll a gallery of known people, then ask who a face is.",
     no_args_is_help=True,

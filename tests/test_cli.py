@@ -117,7 +117,25 @@ def test_strict_enroll_exits_1_on_any_failure(home: Path, faces_dir: Path, tmp_p
     ],
 )
 def test_bad_usage_exits_2(home: Path, args: tuple) -> None:
-    assert cli(*args).exit_code == 2
+    result = cli(*args)
+    assert result.exit_code == 2 and result.stdout == ""  # without --json, nothing on stdout
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("query",), "Missing argument"),
+        (("query", "x.jpg", "--top-k", "0"), "--top-k"),
+        (("threshold", "3"), "less than or equal to 1"),
+        (("enroll", "x", "--no-such-option"), "No such option"),
+        (("frobnicate",), "No such command"),
+        (("train", "d", "--out", "m.pt", "--augment", "sepia"), "sepia"),
+    ],
+)
+def test_bad_usage_with_json_prints_one_json_error(home: Path, args: tuple, says: str) -> None:
+    """The contract: with --json, exactly one JSON object on stdout, whatever the outcome."""
+    payload = cli_json(*args, code=2)
+    assert says in payload["error"] and payload["usage"] is True
 
 
 def test_synth_writes_the_gallery_layout(tmp_path: Path) -> None:
