@@ -371,10 +371,14 @@ def info(home: HomeOption = None, as_json: JsonOption = False) -> None:
 
         def human(r: dict[str, Any]) -> None:
             for key, value in r.items():
+                if key == "warnings":
+                    continue
                 if isinstance(value, dict):
                     value = ", ".join(f"{k}={v}" for k, v in value.items())
                 typer.echo(f"{key:>16}: {value}")
 
+        for warning in result["warnings"]:
+            stderr.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
         emit(as_json, result, human)
 
 

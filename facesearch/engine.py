@@ -607,6 +607,7 @@ class Gallery:
             "index": self.index_info(state),
             "detector": row.detector,
             "device": str(resolve_device(self.device)),
+            "warnings": self.home.exposed(),
         }
 
     def index_info(self, state: GalleryState | None = None) -> dict[str, Any]:

@@ -9,6 +9,21 @@ from pathlib import Path
 ENV_HOME = "FACESEARCH_HOME"
 ENV_DATABASE_URL = "FACESEARCH_DATABASE_URL"
 
+# A face gallery holds biometric data: the home and everything in it are its owner's only,
+# whatever the umask (files: os.open with PRIVATE_FILE, or mkstemp, which makes 0600).
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` empty and owner-only if it does not exist (SQLite then gives its WAL
+    and shared-memory files the database file's permissions)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+        os.chmod(path, PRIVATE_FILE)
+    except FileExistsError:
+        pass
+
 
 @dataclass(frozen=True)
 class Home:
@@ -28,9 +43,24 @@ class Home:
         if self.root.exists() and not self.root.is_dir():
             raise GalleryError(f"{self.root}: not a folder (the home, --home or FACESEARCH_HOME, must be a folder)")
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            if not self.root.exists():
+                self.root.mkdir(parents=True, mode=PRIVATE_FOLDER)
+                os.chmod(self.root, PRIVATE_FOLDER)  # whatever the umask let mkdir keep
+        except FileExistsError:  # another process made it first
+            pass
         except OSError as exc:
             raise GalleryError(f"{self.root}: cannot create the home folder ({exc.strerror or exc})") from None
+
+    def exposed(self) -> list[str]:
+        """What in an existing home others than its owner can read (a home made by an older
+        facesearch, or by hand): a face gallery is personal data, so ``info`` warns."""
+        found = []
+        if self.root.is_dir() and self.root.stat().st_mode & 0o077:
+            found.append(f"{self.root} is open to others (mode {self.root.stat().st_mode & 0o777:o}; chmod 700 it)")
+        for path in sorted(self.root.rglob("*")) if self.root.is_dir() else []:
+            if path.is_file() and path.stat().st_mode & 0o077:
+                found.append(f"{path} is readable by others (mode {path.stat().st_mode & 0o777:o}; chmod 600 it)")
+        return found
 
     @property
     def database(self) -> Path:

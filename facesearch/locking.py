@@ -30,7 +30,7 @@ class GalleryLock:
             self._depth += 1
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # the home's files are private
         deadline = time.monotonic() + self.timeout
         while True:
             try:

@@ -40,6 +40,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from facesearch.errors import GalleryError
+from facesearch.home import private_file
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -142,6 +143,7 @@ class Store:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(parsed.database))
         self.engine: Engine = create_engine(url, connect_args=self._connect_args())
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)

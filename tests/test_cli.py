@@ -208,3 +208,31 @@ def test_a_home_that_is_a_file_is_a_one_line_error(tmp_path: Path) -> None:
     out = cli_json("info", "--home", not_a_folder, code=1)
     assert "not a folder" in out["error"] and str(not_a_folder) in out["error"]
     assert not_a_folder.read_text() == "mine"
+
+
+def test_a_home_and_every_file_in_it_are_private_whatever_the_umask(home: Path, faces_dir: Path) -> None:
+    """A face gallery is biometric data: the home 0700, every file in it 0600 (database, its
+    WAL and shared memory while open, the lock, the index, model copies), even under umask 0."""
+    import os
+    import stat
+
+    from facesearch.engine import Gallery
+
+    old = os.umask(0)
+    try:
+        cli_json("enroll", faces_dir)
+        cli_json("index", "flat")
+        with Gallery(home) as gallery:
+            gallery.query(next(faces_dir.rglob("*.jpg")))
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in home.rglob("*") if p.is_file()}
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert {"gallery.db", "gallery.db-wal", "gallery.lock", "index.faiss"} <= set(modes)
+    assert any(name.endswith(".pt") for name in modes)
+    assert {name: mode for name, mode in modes.items() if mode != 0o600} == {}
+    assert cli_json("info")["warnings"] == []
+    os.chmod(home / "gallery.db", 0o644)
+    warnings = cli_json("info")["warnings"]
+    assert "gallery.db is readable by others" in warnings[0]  # (and its WAL and shared memory, now open)
+    assert all("readable by others" in w for w in warnings)
