@@ -246,6 +246,10 @@ def _print_enroll(r: dict[str, Any]) -> None:
     for several in r["several_faces"]:
         stderr.print(f"note: {several['path']}: {several['faces']} faces, took the largest at "
                      f"{several['taken']['box']}", highlight=False)
+    for conflict in r["conflicts"]:
+        kept = f"; it stays enrolled as {conflict['enrolled_as']!r}" if conflict["enrolled_as"] else ""
+        stderr.print(f"conflict: {', '.join(conflict['paths'])}: the same photo labelled "
+                     f"{' and '.join(map(repr, conflict['identities']))}; not enrolled{kept}", highlight=False)
     typer.echo(
         f"enrolled {r['enrolled']}, skipped {r['skipped']} already enrolled, "
         f"failed {len(r['failed'])}; gallery: {r['identities']} identities, {r['faces']} faces"

@@ -30,6 +30,20 @@ class SeveralFaces:
         return {"path": str(self.path), "faces": self.faces, "taken": self.taken.to_dict()}
 
 
+@dataclass(frozen=True)
+class Conflict:
+    """One photo (by content) labelled as two or more people: enrolled under none of them
+    (when it was enrolled before, under ``enrolled_as``, that face stays), so that the user
+    decides rather than the order of the files."""
+
+    paths: list[Path]
+    identities: list[str]
+    enrolled_as: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"paths": [str(p) for p in self.paths], "identities": self.identities, "enrolled_as": self.enrolled_as}
+
+
 @dataclass
 class EnrollReport:
     enrolled: int = 0
@@ -38,6 +52,7 @@ class EnrollReport:
     identities: int = 0
     faces: int = 0
     several_faces: list[SeveralFaces] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage: hash, decode (waiting on decode workers, detection included),
     embed, database, index."""
@@ -50,6 +65,7 @@ class EnrollReport:
             "identities": self.identities,
             "faces": self.faces,
             "several_faces": [s.to_dict() for s in self.several_faces],
+            "conflicts": [c.to_dict() for c in self.conflicts],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
 

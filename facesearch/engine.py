@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from facesearch.answers import (
+    Conflict,
     EnrollReport,
     FaceAnswer,
     Match,
@@ -324,23 +325,22 @@ class Gallery:
                 if done % 256 == 0 or done == len(images):
                     progress("hashing", done, len(images))
         known = self.store.known_hashes(d for d in digests if isinstance(d, str))
-        todo: list[LabelledImage] = []
-        seen: dict[str, LabelledImage] = {}
+        claims: dict[str, list[LabelledImage]] = {}
         for item, result in zip(images, digests):
             if isinstance(result, ImageError):
                 report.failed.append(Problem(item.path, result.reason))
-            elif result in known:
-                report.skipped += 1
-            elif result in seen:
-                report.skipped += 1
-                if seen[result].identity != item.identity:
-                    log.warning(
-                        "%s: same image as %s (identity %r); enrolled once, under %r",
-                        item.path, seen[result].path, seen[result].identity, seen[result].identity,
-                    )
             else:
-                seen[result] = item
-                todo.append(item)
+                claims.setdefault(result, []).append(item)
+        todo: list[LabelledImage] = []
+        for digest, items in claims.items():
+            names = sorted({i.identity for i in items} | ({known[digest]} if digest in known else set()))
+            if len(names) > 1:  # one photo, two people: the user decides, not the file order
+                report.conflicts.append(Conflict([i.path for i in items], names, known.get(digest)))
+            elif digest in known:
+                report.skipped += len(items)
+            else:
+                todo.append(items[0])
+                report.skipped += len(items) - 1
         return todo
 
     def _commit(self, faces: list[NewFace], report: EnrollReport) -> None:

@@ -235,15 +235,18 @@ class Store:
 
     # --- faces --------------------------------------------------------------------------
 
-    def known_hashes(self, hashes: Iterable[str]) -> set[str]:
-        """Which of these content hashes are already enrolled."""
+    def known_hashes(self, hashes: Iterable[str]) -> dict[str, str]:
+        """Which of these content hashes are already enrolled: {hash: identity name}."""
         wanted = list(set(hashes))
-        found: set[str] = set()
+        found: dict[str, str] = {}
         with self.session() as session:
             for chunk in _chunks(wanted, 500):
-                found.update(
-                    session.scalars(select(Face.content_hash).where(Face.content_hash.in_(chunk)))
+                rows = session.execute(
+                    select(Face.content_hash, Identity.name)
+                    .join(Identity, Face.identity_id == Identity.id)
+                    .where(Face.content_hash.in_(chunk))
                 )
+                found.update((digest, name) for digest, name in rows)
         return found
 
     def add_faces(self, faces: Sequence[NewFace]) -> tuple[list[int], list[NewFace], int]:

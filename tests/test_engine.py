@@ -231,9 +231,28 @@ def test_duplicate_images_are_enrolled_once(home: Path, tmp_path: Path) -> None:
     write_dataset(src, identities=2, images_per_identity=1, seed=3)
     shutil.copy(src / "person_0000" / "0000.jpg", src / "person_0000" / "copy.jpg")
     shutil.copy(src / "person_0000" / "0000.jpg", src / "person_0001" / "stolen.jpg")
+    (src / "person_0001" / "0000.jpg").rename(src / "person_0001" / "own.jpg")
     with Gallery(home) as g:
         report = g.enroll(src)
-    assert (report.enrolled, report.skipped, report.faces) == (2, 2, 2)
+        # The same photo under two people is a label conflict: enrolled under neither.
+        assert (report.enrolled, report.skipped, report.faces) == (1, 0, 1)
+        [conflict] = report.to_dict()["conflicts"]
+        assert conflict["identities"] == ["person_0000", "person_0001"] and conflict["enrolled_as"] is None
+        assert sorted(Path(p).name for p in conflict["paths"]) == ["0000.jpg", "copy.jpg", "stolen.jpg"]
+        # A photo enrolled before, labelled as someone else now: reported, the face stays.
+        later = tmp_path / "later" / "person_0000"
+        later.mkdir(parents=True)
+        shutil.copy(src / "person_0001" / "own.jpg", later / "mine.jpg")
+        shutil.copy(src / "person_0001" / "own.jpg", later / "mine-again.jpg")
+        again = g.enroll(tmp_path / "later")
+        assert (again.enrolled, again.faces) == (0, 1)
+        assert again.conflicts[0].enrolled_as == "person_0001" and len(again.conflicts[0].paths) == 2
+        # Same content twice under one person: enrolled once, the copy skipped.
+        write_dataset(tmp_path / "twice", identities=1, images_per_identity=1, seed=9, first_identity=7)
+        photo = next((tmp_path / "twice").rglob("0000.jpg"))
+        shutil.copy(photo, photo.with_name("copy.jpg"))
+        twice = g.enroll(tmp_path / "twice")
+        assert (twice.enrolled, twice.skipped, twice.conflicts) == (1, 1, [])
 
 
 def test_reserved_missing_and_empty_inputs(home: Path, tmp_path: Path) -> None:
