@@ -54,7 +54,7 @@ from facesearch.index import (
 from facesearch.layouts import LabelledImage, Problem, gallery_images
 from facesearch.locking import GalleryLock
 from facesearch.migrations.runner import current_revision
-from facesearch.models.reference import reference_file
+from facesearch.models.reference import default_model
 from facesearch.store import GalleryState, NewFace, Store
 
 log = logging.getLogger(__name__)
@@ -126,12 +126,12 @@ class Gallery:
 
     def bind_encoder(self, model: str | Path | None = None, flip: bool | None = None) -> FaceEncoder:
         """The encoder enroll uses: the gallery's own; or, while the gallery has no faces,
-        ``model`` (or the shipped reference encoder), which it then becomes bound to. ``flip`` sets
+        ``model`` (or the default: $FACESEARCH_MODEL, else the shipped reference), which it then becomes bound to. ``flip`` sets
         flip test-time augmentation (None: as the model file, or the gallery, has it)."""
         state = self.store.state()
         if model is None:
             if state.fingerprint is None:
-                model = reference_file()  # the shipped encoder
+                model = default_model()  # $FACESEARCH_MODEL, else the shipped encoder
             elif flip is None:
                 return self._load_bound(state.fingerprint)
             else:

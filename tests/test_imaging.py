@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -86,6 +87,25 @@ def test_awkward_modes_and_lying_extensions_decode_to_rgb(tmp_path: Path, writer
 def test_alpha_is_flattened_onto_grey(tmp_path: Path) -> None:
     img = decode(badfiles.rgba_png(tmp_path / "a.png").read_bytes())
     assert tuple(np.asarray(img)[5, 5]) == (128, 128, 128)
+
+
+def test_transparency_has_one_rule_opaque_alpha_changes_nothing(tmp_path: Path) -> None:
+    """Alpha is flattened in one place (imaging.to_rgb) onto mid-grey, the encoder's zero:
+    an opaque alpha channel gives exactly the RGB photo's encoder input, a transparent pixel
+    is grey whatever colour it hides, a half-transparent one is the mix."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    alpha = np.full((64, 64, 1), 255, np.uint8)
+    Image.fromarray(np.concatenate([rgb, alpha], axis=2), "RGBA").save(tmp_path / "opaque.png")
+    assert torch.equal(load_face(tmp_path / "rgb.png")[0], load_face(tmp_path / "opaque.png")[0])
+    alpha[:8] = 0
+    alpha[8:16] = 128
+    Image.fromarray(np.concatenate([rgb, alpha], axis=2), "RGBA").save(tmp_path / "holes.png")
+    flat = np.asarray(decode((tmp_path / "holes.png").read_bytes())).astype(int)
+    assert (flat[:8] == 128).all()
+    mix = (rgb[8:16].astype(int) * 128 + 128 * 127) / 255
+    assert np.abs(flat[8:16] - mix).max() <= 1
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "1", "I", "F", "P", "YCbCr"])

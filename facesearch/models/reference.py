@@ -8,6 +8,7 @@ package data.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from facesearch.errors import ModelError
@@ -15,6 +16,15 @@ from facesearch.models.encoder import encoder_from_payload, read_model_file, sav
 
 REFERENCE_FILE = Path(__file__).with_name("reference.pt")
 MAX_BYTES = 16 * 1024 * 1024
+ENV_MODEL = "FACESEARCH_MODEL"
+
+
+def default_model() -> Path:
+    """The encoder a new gallery is bound to without ``--model``: ``$FACESEARCH_MODEL`` (a
+    site's own encoder, or a crop encoder for photos that are already tight face crops),
+    else the shipped reference."""
+    chosen = os.environ.get(ENV_MODEL)
+    return Path(chosen).expanduser() if chosen else reference_file()
 
 
 def reference_file() -> Path:
