@@ -16,6 +16,18 @@ DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 CFP = DATASETS / "cfp-dev"
 
 
+CROP_ENCODER = Path(__file__).parent / "data" / "crop-encoder.pt"
+"""The core tests' default encoder: a crop encoder (the project's first reference, trained on
+tight FIW crops), because the synthetic faces are crops that no real detector finds. The
+shipped reference, which detects and aligns, is tested on real photos (test_realdata.py,
+test_realfaces.py) and by name where a test needs it."""
+
+
+@pytest.fixture(autouse=True)
+def crop_encoder_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACESEARCH_MODEL", str(CROP_ENCODER))
+
+
 def needs_datasets(path: Path = DATASETS) -> pytest.MarkDecorator:
     return pytest.mark.skipif(not path.exists(), reason=f"{path} not present")
 

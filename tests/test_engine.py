@@ -360,24 +360,41 @@ def test_ivf_is_refitted_when_the_gallery_outgrows_it(home: Path, faces_dir: Pat
         assert g.query(faces_dir / "person_0005" / "0002.jpg").identity == "person_0005"
 
 
-def test_enroll_without_a_model_uses_the_shipped_reference_encoder(home: Path, faces_dir: Path) -> None:
+def test_enroll_without_a_model_uses_the_shipped_reference_encoder(
+    home: Path, faces_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from facesearch.models.encoder import read_model_file
     from facesearch.models.reference import REFERENCE_FILE
 
+    monkeypatch.delenv("FACESEARCH_MODEL")
     shipped = read_model_file(REFERENCE_FILE)
     assert REFERENCE_FILE.stat().st_size <= 16 * 1024 * 1024
     assert shipped["meta"]["recipe"]["data"].endswith("fiw/train")  # trained by `facesearch train`
-    with Gallery(home) as g:
+    with Gallery(home, detector="none") as g:  # synthetic crops: no real detector finds them
         g.enroll(faces_dir)
         model = g.info()["model"]
         assert model["fingerprint"] == shipped["fingerprint"] and model["backbone"] == shipped["config"].backbone
         assert g.query(faces_dir / "person_0006" / "0002.jpg").identity == "person_0006"
 
 
+def test_facesearch_model_sets_the_default_encoder(home: Path, faces_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import CROP_ENCODER
+
+    monkeypatch.setenv("FACESEARCH_MODEL", str(home.parent / "nowhere.pt"))
+    with Gallery(home) as g, pytest.raises(ModelError, match="nowhere.pt not found"):
+        g.enroll(faces_dir)
+    monkeypatch.setenv("FACESEARCH_MODEL", str(CROP_ENCODER))
+    with Gallery(home) as g:
+        g.enroll(faces_dir)
+        assert g.info()["model"]["alignment"] == "crop"
+
+
 def test_a_missing_reference_encoder_is_a_clear_error(
     home: Path, faces_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import facesearch.models.reference as reference
+
+    monkeypatch.delenv("FACESEARCH_MODEL")
 
     monkeypatch.setattr(reference, "REFERENCE_FILE", tmp_path / "gone.pt")
     with Gallery(home) as g, pytest.raises(ModelError, match="reference encoder .* is missing"):
