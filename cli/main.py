@@ -655,7 +655,10 @@ def _augmentations(spec: str) -> Any:
 
 
 def _print_epoch(record: Any) -> None:
-    figures = [f"loss {record.train_loss:.4f}", f"train acc {record.train_accuracy:.3f}"]
+    figures = [f"loss {record.train_loss:.4f}"]
+    if record.teacher_cosine is not None:
+        figures.append(f"teacher cosine {record.teacher_cosine:.3f}")
+    figures.append(f"train acc {record.train_accuracy:.3f}")
     if record.heldout_accuracy is not None:
         figures.append(f"held-out acc {record.heldout_accuracy:.3f}")
     if record.roc_auc is not None:
