@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -211,7 +213,9 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
         raise ModelError(f"model file {path} not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds (pickle, zip, runtime) for bad files
+    except pickle.UnpicklingError as exc:
+        raise ModelError(f"{path}: not a readable facesearch model file ({_refusal(exc)})") from None
+    except Exception as exc:  # torch raises many kinds (zip, runtime) for bad files
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: not a readable facesearch model file ({first_line})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -224,6 +228,16 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
         raise ModelError(f"{path}: model file is corrupt (its weights do not match its fingerprint)")
     payload["config"] = config
     return payload
+
+
+def _refusal(exc: pickle.UnpicklingError) -> str:
+    """Why the safe unpickler refused a file, without torch's advice to load it unsafely."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    named = re.search(r"(?:unsupported global:?|unsupported) (GLOBAL \S+)", str(exc), re.IGNORECASE)
+    if named:  # an object that is no tensor or primitive: loading it could run code
+        return f"it holds a Python object no model file has ({named.group(1)}), not loaded"
+    detail = next((line for line in lines if line.startswith("Unsupported operand") or "load key" in line), "")
+    return f"not a torch file, or a damaged one{': ' + detail if detail else ''}"
 
 
 def with_flip(payload: dict[str, Any], flip: bool | None) -> dict[str, Any]:

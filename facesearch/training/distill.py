@@ -51,9 +51,12 @@ def load_teacher(path: str | Path, student: Preprocessing) -> tuple[FaceEncoder,
 def embedding_dim_for(teacher: str | Path | None, default: int = 512) -> int:
     """A student's default embedding size: the teacher's, so that the student's own
     embedding is what matches the teacher (no projection between them)."""
-    if teacher is None:
-        return default
-    return int(load_model(teacher, "cpu")[0].dim) if Path(teacher).is_file() else default
+    if teacher is None or not Path(teacher).is_file():
+        return default  # a missing teacher is reported by the run, with the other checks
+    try:
+        return int(load_model(teacher, "cpu")[0].dim)
+    except ModelError as exc:
+        raise InputError(f"--teacher: {exc}") from None
 
 
 class Distillation(nn.Module):
