@@ -17,6 +17,7 @@ A probe that cannot be decoded is listed in ``failed`` and left out of the figur
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from facesearch.datasets import face_loader
 from facesearch.encoders import FaceEncoder
 from facesearch.errors import InputError
 from facesearch.face_finding.prepare import FacePreparer, preparer_for
-from facesearch.fileio import atomic_write
+from facesearch.fileio import atomic_write, read_text
 from facesearch.imaging import is_candidate
 from facesearch.layouts import Problem
 from facesearch.metrics import best_threshold, roc_auc
@@ -72,10 +73,15 @@ def read_labels(path: str | Path, files: list[Path]) -> dict[Path, str]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"labels file {path} not found")
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
+    except csv.Error as exc:
+        raise InputError(f"{path}: not a CSV file ({exc})") from None
     if not rows or "label" not in rows[0]:
         raise InputError(f"{path}: needs a 'label' column (and optionally 'id')")
+    for number, row in enumerate(rows, start=2):
+        if any(row.get(column) is None for column in ("id", "label") if column in rows[0]):
+            raise InputError(f"{path}:{number}: a row with fewer fields than the header")
     if "id" in rows[0]:
         by_id = {row["id"].strip(): row["label"].strip() for row in rows}
         labels = {}

@@ -39,3 +39,15 @@ def fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def read_text(path: str | Path) -> str:
+    """A small text input (pairs file, labels CSV) as UTF-8; a file that is not text is the
+    caller's clear error, not a decoding traceback."""
+    from facesearch.errors import InputError
+
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x})") from None

@@ -17,6 +17,7 @@ import numpy as np
 from facesearch.datasets import face_loader
 from facesearch.encoders import FaceEncoder
 from facesearch.errors import InputError
+from facesearch.fileio import read_text
 from facesearch.face_finding.prepare import FacePreparer
 from facesearch.metrics import verification_report
 
@@ -53,7 +54,7 @@ def read_pairs(pairs_file: str | Path, images_dir: str | Path) -> Pairs:
         raise InputError(f"pairs file {pairs_file} not found")
     if not root.is_dir():
         raise InputError(f"pairs images folder {root} not found")
-    lines = [line.rstrip("\r\n") for line in pairs_file.read_text(encoding="utf-8").splitlines()]
+    lines = [line.rstrip("\r\n") for line in read_text(pairs_file).splitlines()]
     lines = [line for line in lines if line.strip()]
     try:
         folds, per_fold = (int(x) for x in lines[0].split())

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from facesearch.cli.main import app
 from typer.testing import CliRunner, Result
 
@@ -15,6 +16,10 @@ from facesearch.synthetic import write_dataset
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 CFP = DATASETS / "cfp-dev"
 
+
+settings.register_profile("default", max_examples=60)  # fast enough for every run
+settings.register_profile("long", max_examples=1200)  # pytest --hypothesis-profile=long
+settings.load_profile("default")
 
 CROP_ENCODER = Path(__file__).parent / "data" / "crop-encoder.pt"
 """The core tests' default encoder: a crop encoder (the project's first reference, trained on
