@@ -1,0 +1,32 @@
+"""A handful of kill -9 runs (benchmarks/reliability.py runs a hundred): see tests/crash.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facesearch.synthetic import write_dataset
+from tests.crash import crash_once, run
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("crash") / "people"
+    write_dataset(root, identities=6, images_per_identity=8, seed=31)
+    return root
+
+
+@pytest.mark.parametrize(
+    "operation, delay, enrolled_first",
+    [("enroll", 4.0, False), ("enroll", 6.0, False), ("index-ivf", 3.5, True), ("remove", 3.5, True)],
+)
+def test_a_killed_command_loses_nothing_and_finishes_when_run_again(
+    source: Path, tmp_path: Path, operation: str, delay: float, enrolled_first: bool
+) -> None:
+    home = tmp_path / "home"
+    if enrolled_first:
+        run(["enroll", str(source)], home)
+    expected = 40 if operation == "remove" else 48
+    result = crash_once(operation, source, home, delay, expected)
+    assert result.problems == [], result
