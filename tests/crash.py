@@ -16,9 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+CROP_ENCODER = Path(__file__).parent / "data" / "crop-encoder.pt"  # synthetic faces are crops
+
 COMMANDS = {
     "enroll": lambda src: ["enroll", str(src), "--batch-size", "4", "--commit-every", "4"],
-    "reembed": lambda src: ["enroll", str(src), "--reembed", "--flip", "--batch-size", "4"],
+    "reembed": lambda src: ["enroll", str(src), "--reembed", "--model", str(CROP_ENCODER), "--flip", "--batch-size", "4"],
     "remove": lambda src: ["remove", "person_0001"],
     "index-ivf": lambda src: ["index", "ivf"],
     "index-hnsw": lambda src: ["index", "hnsw"],
@@ -39,7 +41,7 @@ class CrashRun:
 
 
 def facesearch(args: list[str], home: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    environment = {**os.environ, **(env or {}), "FACESEARCH_HOME": str(home)}
+    environment = {**os.environ, "FACESEARCH_MODEL": str(CROP_ENCODER), **(env or {}), "FACESEARCH_HOME": str(home)}
     return subprocess.Popen(
         [sys.executable, "-m", "facesearch.cli.main", *args, "--json"],
         env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
