@@ -72,5 +72,6 @@ def test_installed_wheel_runs_enroll_and_query(wheel: zipfile.ZipFile, tmp_path:
         env=env, cwd=tmp_path, capture_output=True, text=True, check=True,
     ).stdout.strip()
     assert location.startswith(str(target))
-    assert '"enrolled": 24' in run("enroll", str(faces_dir))
+    # The shipped reference detects and aligns; synthetic faces are crops no detector finds.
+    assert '"enrolled": 24' in run("enroll", str(faces_dir), "--no-detect")
     assert '"identity": "person_0002"' in run("query", str(faces_dir / "person_0002" / "0000.jpg"))
