@@ -37,12 +37,13 @@ def reference_file() -> Path:
     return REFERENCE_FILE
 
 
-def export_reference(source: str | Path, target: str | Path = REFERENCE_FILE) -> str:
+def export_reference(source: str | Path, target: str | Path = REFERENCE_FILE, **meta: object) -> str:
     """Write ``source`` (a `facesearch train` model file) as the reference: fp16 weights, its
-    meta kept, its classifier dropped (the gallery does not use it). Returns the fingerprint."""
+    meta kept (plus ``meta``, such as the credits of what it learnt from), its classifier
+    dropped (the gallery does not use it). Returns the fingerprint."""
     payload = read_model_file(source)
     encoder, _ = encoder_from_payload(payload, source, "cpu")
-    fp = save_encoder(encoder, target, {**payload["meta"], "exported_from": Path(source).name}, half=True)
+    fp = save_encoder(encoder, target, {**payload["meta"], "exported_from": Path(source).name, **meta}, half=True)
     size = Path(target).stat().st_size
     if size > MAX_BYTES:
         Path(target).unlink()
