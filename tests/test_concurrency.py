@@ -1,4 +1,4 @@
-"""Two processes enrolling into one gallery at once: both succeed, nothing is lost."""
+"""Processes sharing one gallery: concurrent enrolls and queries succeed, nothing is lost."""
 
 from __future__ import annotations
 
@@ -39,3 +39,54 @@ def test_two_enrolls_at_once(tmp_path: Path) -> None:
         assert FaceIndex.load(home / "index.faiss").ntotal == 36
         for path in [a / "person_0000" / "0000.jpg", b / "person_0008" / "0003.jpg"]:
             assert g.query(path).identity == path.parent.name
+
+
+QUERY_LOOP = """
+import json, sys, time
+from facesearch.engine import Gallery
+from facesearch.errors import GalleryError
+home, probe, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+answered, errors, end = 0, [], time.monotonic() + seconds
+while time.monotonic() < end:
+    try:
+        with Gallery(home) as gallery:
+            gallery.query(probe)
+        answered += 1
+    except GalleryError as exc:
+        if "empty" not in str(exc):  # before the first enroll commits, "empty" is the answer
+            errors.append(str(exc))
+    except Exception as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")
+print(json.dumps({"answered": answered, "errors": errors}))
+"""
+
+
+def test_four_enrollers_and_four_queriers_on_one_home(tmp_path: Path) -> None:
+    """For a bounded time: every enroll succeeds, the final count is what was enrolled, every
+    query answers, and no "database is locked" (or any other error) reaches a user."""
+    folders = []
+    for n in range(4):
+        folder = tmp_path / f"src{n}"
+        write_dataset(folder, identities=3, images_per_identity=3, seed=40 + n, first_identity=3 * n)
+        folders.append(folder)
+    home = tmp_path / "home"
+    env = {**os.environ, "FACESEARCH_HOME": str(home)}
+    probe = folders[0] / "person_0000" / "0000.jpg"
+    enroll = [sys.executable, "-m", "facesearch.cli.main", "enroll", "--json", "--batch-size", "2", "--commit-every", "2"]
+    enrollers = [subprocess.Popen([*enroll, str(f)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for f in folders]
+    queriers = [subprocess.Popen([sys.executable, "-c", QUERY_LOOP, str(home), str(probe), "25"], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    for process in enrollers:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0 and "locked" not in err.decode(), err.decode()[-500:]
+    answers = []
+    for process in queriers:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err.decode()[-500:]
+        answers.append(json.loads(out))
+    assert all(a["errors"] == [] for a in answers), answers
+    assert sum(a["answered"] for a in answers) > 0
+    with Gallery(home) as gallery:
+        assert gallery.store.counts() == (12, 36)
+        assert gallery.query(probe).identity == "person_0000"
