@@ -28,3 +28,7 @@ class GalleryError(FaceSearchError):
 
 class InputError(FaceSearchError):
     """A bad argument or input folder (missing, empty, reserved identity name...)."""
+
+
+class StorageError(FaceSearchError):
+    """A write the disk refused (no space left): nothing half-written is kept."""

@@ -7,7 +7,9 @@ the writer dies at.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -25,10 +27,34 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        full = _disk_full(exc, path.parent)
+        if full:
+            raise full from None
         raise
+
+
+LOW_SPACE = 16 * 2**20
+
+
+def _disk_full(exc: BaseException, folder: Path) -> Exception | None:
+    """A write that failed for want of space, as one clear error. OSError says so itself;
+    torch and FAISS writers raise a RuntimeError that does not, so with those the disk's
+    free space decides (the temporary file is already gone)."""
+    from facesearch.errors import StorageError
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError(f"{folder}: no space left on the device; free some and run the command again")
+    if isinstance(exc, RuntimeError):
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(folder).free
+            if free < LOW_SPACE:
+                return StorageError(
+                    f"{folder}: the disk is full ({free // 1024} KiB free); free some and run the command again"
+                )
+    return None
 
 
 def fsync_dir(folder: Path) -> None:
