@@ -24,7 +24,7 @@ from facesearch.training.config import TrainConfig
 from facesearch.training.data import Sample
 from facesearch.training.distill import load_teacher
 from facesearch.training.faces import FaceSet, Progress, TrainingData
-from facesearch.training.prepared import FaceCache, Rows, default_cache_path, preparation_key
+from facesearch.training.prepared import FaceCache, default_cache_path, preparation_key
 
 log = logging.getLogger(__name__)
 
@@ -63,29 +63,27 @@ def load_prepared_data(
     training = FacePreparer(preprocessing, config.detector, fallback=True)
     side = encoder.input_size
 
-    labelled = cache.add_files([p for p, _ in train_samples], training, workers, progress)
-    skipped = list(labelled.skipped)
-    rows, labels = _with_labels(labelled, [label for _, label in train_samples])
-    unlabelled_rows: list[int] = []
+    # (file, cache row, class or -1) of every training face; files of equal content share a row.
+    found = cache.add_files([p for p, _ in train_samples], training, workers, progress)
+    skipped = list(found.skipped)
+    entries = [(p, r, lab) for (p, lab), r in zip(train_samples, found.rows) if r is not None]
     for folder in config.unlabelled:
-        found = cache.add_files(unlabelled_files(folder), training, workers, progress)
+        files = unlabelled_files(folder)
+        found = cache.add_files(files, training, workers, progress)
         skipped += found.skipped
         if not found.kept():
             raise InputError(f"--unlabelled {folder}: none of its files could be read as an image")
-        unlabelled_rows += found.kept()
+        entries += [(p, r, -1) for p, r in zip(files, found.rows) if r is not None]
     cache.save()  # the preparation is the slow part: keep it even if the teacher fails
-    rows, labels = rows + unlabelled_rows, labels + [-1] * len(unlabelled_rows)
-    with_face = [(r, lab) for r, lab in zip(rows, labels) if not preprocessing.detect or int(cache.found[r]) != 0]
-    no_face = len(rows) - len(with_face)
+    with_face = [e for e in entries if not preprocessing.detect or int(cache.found[e[1]]) != 0]
+    no_face = len(entries) - len(with_face)
     if no_face:
         log.warning("%d training photos with no face found are left out", no_face)
     if not with_face:
         raise InputError(f"{config.data}: no training photo with a face found")
-    rows = [r for r, _ in with_face]
+    rows = [r for _, r, _ in with_face]
     index = torch.tensor(rows)
-    train = FaceSet(
-        [Path(cache.hashes[r]) for r in rows], torch.tensor([lab for _, lab in with_face]), side, cache.images[index]
-    )
+    train = FaceSet([p for p, _, _ in with_face], torch.tensor([lab for _, _, lab in with_face]), side, cache.images[index])
     fingerprint = None
     if config.teacher:
         teacher, fingerprint = load_teacher(config.teacher, preprocessing)
@@ -105,18 +103,13 @@ def load_prepared_data(
     heldout = faces([p for p, _ in heldout_samples], [label for _, label in heldout_samples])
     log.info(
         "%d people, %d training faces (%d unlabelled), %d held out, %d skipped, %d without a face",
-        len(names), len(train), len(unlabelled_rows), len(heldout), len(skipped), no_face,
+        len(names), len(train), sum(1 for _, _, lab in with_face if lab < 0), len(heldout), len(skipped), no_face,
     )
     return TrainingData(
-        names, train, heldout, workers, faces=faces, unlabelled_images=sum(1 for _, lab in with_face if lab < 0),
+        names, train, heldout, workers, faces=faces, unlabelled_images=sum(1 for _, _, lab in with_face if lab < 0),
         skipped=skipped, no_face=no_face,
         cache={
             "file": path.name, "bytes": cache.size_on_disk(), "faces": len(cache),
             "seconds": {k: round(v, 1) for k, v in cache.seconds.items()}, "teacher": fingerprint,
         },
     )
-
-
-def _with_labels(found: Rows, labels: Sequence[int]) -> tuple[list[int], list[int]]:
-    kept = [(r, lab) for r, lab in zip(found.rows, labels) if r is not None]
-    return [r for r, _ in kept], [lab for _, lab in kept]
