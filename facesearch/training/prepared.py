@@ -181,7 +181,7 @@ class FaceCache:
         for path, digest in zip(files, hashes):
             if digest in missing and digest not in wanted:
                 wanted[digest] = Path(path)
-        failed = self._prepare(list(wanted.values()), preparer, workers, progress) if wanted else {}
+        failed = self._prepare(wanted, preparer, workers, progress) if wanted else {}
         for path, digest in zip(files, hashes):
             if digest is not None and digest in failed:
                 result.skipped.append((Path(path), failed[digest]))
@@ -189,17 +189,20 @@ class FaceCache:
         return result
 
     def _prepare(
-        self, paths: list[Path], preparer: FacePreparer, workers: int | None, progress: Progress
+        self, wanted: dict[str, Path], preparer: FacePreparer, workers: int | None, progress: Progress
     ) -> dict[str, str]:
-        """Prepare ``paths`` and append them; returns {content hash: reason} of the failures."""
+        """Prepare the files of ``wanted`` ({content hash: file}, hashed already) and append
+        them; returns {content hash: reason} of the failures."""
+        paths = list(wanted.values())
         if preparer.size != self.images.shape[-1]:
             raise InputError(f"this cache holds {self.images.shape[-1]} px faces, not {preparer.size} px")
         start = time.perf_counter()
         images, found, hashes, failed = [], [], [], {}
         done = 0
+        digests = {path: digest for digest, path in wanted.items()}
         for batch in face_loader(paths, preparer, batch_size=64, workers=workers):
             for position, reason in batch.failures:
-                failed[content_hash(read_bytes(paths[position]))] = reason
+                failed[digests[paths[position]]] = reason
             if batch.images is not None:
                 images.append(batch.images)
                 found.extend(-1 if f is None else f for f in batch.found)
@@ -241,7 +244,8 @@ class FaceCache:
         )
         if targets["clean"].shape[1] != dim:
             raise InputError(f"{self.path}: teacher {fingerprint[:12]}'s cached targets have another size")
-        todo = [r for r in sorted(set(rows)) if torch.isnan(targets["clean"][r, 0])]
+        missing = torch.isnan(targets["clean"][:, 0])
+        todo = [r for r in sorted(set(rows)) if missing[r]]
         start = time.perf_counter()
         for i in range(0, len(todo), TEACHER_BATCH):
             chunk = torch.tensor(todo[i : i + TEACHER_BATCH])
