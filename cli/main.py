@@ -150,12 +150,23 @@ def failures(as_json: bool) -> Iterator[None]:
 
     try:
         yield
+    except ModuleNotFoundError as exc:
+        if exc.name not in TRAIN_EXTRA:
+            raise
+        _fail(as_json, f"this needs {exc.name}, which is not installed: pip install 'facesearch[train]'")
     except (FaceSearchError, OperationalError) as exc:
-        message = str(exc.orig) if isinstance(exc, OperationalError) else str(exc)
-        stderr.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
-        if as_json:
-            typer.echo(json.dumps({"error": message}))
-        raise typer.Exit(1) from None
+        _fail(as_json, str(exc.orig) if isinstance(exc, OperationalError) else str(exc))
+
+
+TRAIN_EXTRA = ("torch", "torchvision", "onnxscript")
+"""What `pip install 'facesearch[train]'` adds: training, torch model files, export."""
+
+
+def _fail(as_json: bool, message: str) -> None:
+    stderr.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
+    if as_json:
+        typer.echo(json.dumps({"error": message}))
+    raise typer.Exit(1) from None
 
 
 @contextmanager
@@ -194,7 +205,7 @@ def enroll(
     model: ModelOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per encoder batch.")] = 64,
     workers: Annotated[
-        Optional[int], typer.Option(min=0, help="Decode processes [default: by input size].")
+        Optional[int], typer.Option(min=0, help="Decode threads [default: by input size].")
     ] = None,
     commit_every: Annotated[
         int, typer.Option(min=1, help="Faces per transaction (a crash loses at most these).")
@@ -290,6 +301,22 @@ def _print_query(r: dict[str, Any]) -> None:
         for rank, match in enumerate(face["matches"], start=1):
             table.add_row(str(rank), match["identity"], f"{match['score']:.4f}", match["image"])
         Console().print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (other than loopback only with FACESEARCH_TOKEN set).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes (each loads the gallery).")] = 1,
+    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest request body; over it: 413.")] = 10.0,
+    home: HomeOption = None,
+) -> None:
+    """Serve the gallery over HTTP: the /v1 API (the CLI's JSON), a search page at /, docs at
+    /docs. Every /v1 call needs `Authorization: Bearer $FACESEARCH_TOKEN` when it is set."""
+    with failures(False):
+        from facesearch.service import serve as run_server
+
+        run_server(home, host, port, workers, max_upload_mb)
 
 
 @app.command()
@@ -604,14 +631,15 @@ def train(
 ) -> None:
     """Train an encoder: classification, then a margin (ArcFace) fine-tune -> model file;
     with --teacher, every phase also learns the teacher's embeddings."""
-    from facesearch.training.distill import embedding_dim_for
-    from facesearch.training.loop import TrainConfig
-    from facesearch.training.loop import train as run_training
 
     def absolute(path: Path | None) -> str | None:
         return str(path.resolve()) if path else None
 
     with failures(as_json):
+        from facesearch.training.distill import embedding_dim_for
+        from facesearch.training.loop import TrainConfig
+        from facesearch.training.loop import train as run_training
+
         if embedding_dim is None:
             embedding_dim = embedding_dim_for(teacher)
         config = TrainConfig(

@@ -34,7 +34,7 @@ def fit_pca_encoder(
     with torch.inference_mode():
         for batch in face_loader([i.path for i in images], 112, batch_size):
             if batch.images is not None:
-                rows.append(encoder.backbone(normalize(batch.images)).flatten(1).double().numpy())
+                rows.append(encoder.backbone(normalize(torch.from_numpy(batch.images))).flatten(1).double().numpy())
     pixels = np.concatenate(rows)
     pca = PCA(n_components=dim, whiten=whiten, svd_solver="randomized", random_state=0).fit(pixels)
     weight = pca.components_

@@ -392,7 +392,7 @@ def run_classification(
     crops = FacePreparer(encoder.preprocessing.with_detection(False))  # the classifier's training input
     done = embed_files(
         encoder, [i.path for i in usable], crops, batch_size, workers,
-        embed=lambda images: encoder.embed(images, unit=False).numpy(),
+        embed=lambda images: encoder.embed(torch.from_numpy(images), unit=False).numpy(),
     )
     raw, positions, failed = done.vectors, done.positions, done.problems
     if not positions:

@@ -1,20 +1,27 @@
-"""Torch datasets over image files, so decoding (and face finding) runs in DataLoader
-worker processes."""
+"""Batches of faces decoded from photo files, in input order, in worker threads.
+
+Decoding (Pillow), detection and warping (OpenCV) release the GIL for their heavy parts, so
+threads overlap them with each other and with the encoder, without the start-up cost of
+processes or a dependency on torch: enroll, query and bench run on numpy alone. A thread
+gets its own face preparer (an OpenCV network is not safe for concurrent calls).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-from torch.utils.data import DataLoader, Dataset
+import numpy as np
 
 from facesearch.errors import ImageError
 from facesearch.face_finding.base import Face
 from facesearch.face_finding.prepare import FacePreparer
-from facesearch.imaging import content_hash, decode, read_bytes, to_tensor
+from facesearch.imaging import content_hash, decode, read_bytes, to_chw
 from facesearch.preprocessing import Preprocessing
 
 
@@ -22,62 +29,48 @@ from facesearch.preprocessing import Preprocessing
 class DecodedBatch:
     """A batch of decode results: good images stacked, failures kept with their reason.
 
-    ``faces[i]`` is the detected face that ``images[i]`` shows (None: the whole image) and
-    ``found[i]`` how many faces its photo had (None: no detection; 0: none, whole image).
+    ``images``: uint8 (N, 3, S, S). ``faces[i]`` is the detected face that ``images[i]``
+    shows (None: the whole image) and ``found[i]`` how many faces its photo had (None: no
+    detection; 0: none, whole image).
     """
 
     positions: list[int]
-    images: torch.Tensor | None
+    images: np.ndarray | None
     hashes: list[str]
     failures: list[tuple[int, str]]
     faces: list[Face | None] = field(default_factory=list)
     found: list[int | None] = field(default_factory=list)
 
 
-Item = tuple[int, "torch.Tensor | None", str, "str | None", "Face | None", "int | None"]
-
-
-class FaceFiles(Dataset):
-    """Decodes photos into their largest face; a bad file yields its error instead of
-    killing the loader."""
-
-    def __init__(self, paths: Sequence[Path], preparer: FacePreparer) -> None:
-        self.paths = list(paths)
-        self.preparer = preparer
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, position: int) -> Item:
-        path = self.paths[position]
+def decode_batch(paths: Sequence[Path], positions: Sequence[int], preparer: FacePreparer) -> DecodedBatch:
+    """Decode ``paths[p]`` for each position into its largest face; a bad file becomes a
+    failure with its reason instead of stopping the batch."""
+    batch = DecodedBatch([], None, [], [])
+    pixels = []
+    for position in positions:
+        path = paths[position]
         try:
             data = read_bytes(path)
-            image = decode(data, path, draft_side=self.preparer.draft_side)
-            face, found = self.preparer.largest(image, path)
-            return position, to_tensor(face.pixels), content_hash(data), None, face.face, found
+            image = decode(data, path, draft_side=preparer.draft_side)
+            face, found = preparer.largest(image, path)
         except ImageError as exc:
-            return position, None, "", exc.reason, None, None
-
-
-def collate(items: list[Item]) -> DecodedBatch:
-    good = [item for item in items if item[1] is not None]
-    return DecodedBatch(
-        positions=[item[0] for item in good],
-        images=torch.stack([item[1] for item in good]) if good else None,
-        hashes=[item[2] for item in good],
-        failures=[(item[0], item[3]) for item in items if item[1] is None and item[3] is not None],
-        faces=[item[4] for item in good],
-        found=[item[5] for item in good],
-    )
+            batch.failures.append((position, exc.reason))
+            continue
+        pixels.append(to_chw(face.pixels))
+        batch.positions.append(position)
+        batch.hashes.append(content_hash(data))
+        batch.faces.append(face.face)
+        batch.found.append(found)
+    if pixels:
+        batch.images = np.stack(pixels)
+    return batch
 
 
 def default_workers(count: int, batch_size: int, detecting: bool = False) -> int:
     """Half the cores decode, the rest run the encoder; with face detection as many workers
     as cores, since a photo then costs its worker about what its face costs the encoder
-    (raw-photo enroll of 300 photos, SFace + YuNet on 2 cores, measured ad hoc: 50.9 photos/s
-    with 2 workers, 40.9 with 1; benchmarks/photos.py's enroll_photos stage measures the default).
-    Workers pay off only beyond a couple of batches (starting one costs more than decoding
-    a few images)."""
+    (benchmarks/photos.py's enroll_photos stage measures the default). Workers pay off
+    only beyond a couple of batches."""
     if count < 2 * batch_size:
         return 0
     cores = os.cpu_count() or 1
@@ -89,16 +82,40 @@ def face_loader(
     side: int | FacePreparer = 112,
     batch_size: int = 64,
     workers: int | None = None,
-) -> DataLoader:
+) -> Iterator[DecodedBatch]:
     """Batches of decoded faces in input order (failures included, see DecodedBatch);
-    ``side``: a crop side (tight crops) or the preparer of an encoder's faces."""
+    ``side``: a crop side (tight crops) or the preparer of an encoder's faces. At most
+    two batches per worker are decoded ahead of the consumer, so memory stays bounded."""
     preparer = side if isinstance(side, FacePreparer) else FacePreparer(Preprocessing(input_size=side))
+    paths = list(paths)
+    chunks = [range(start, min(start + batch_size, len(paths))) for start in range(0, len(paths), batch_size)]
     workers = default_workers(len(paths), batch_size, preparer.detects) if workers is None else workers
-    return DataLoader(
-        FaceFiles(paths, preparer),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=workers,
-        collate_fn=collate,
-        pin_memory=torch.cuda.is_available(),
-    )
+    if workers <= 0:
+        return (decode_batch(paths, chunk, preparer) for chunk in chunks)
+    return _threaded(paths, chunks, preparer, workers)
+
+
+def _threaded(paths: list[Path], chunks: list[range], preparer: FacePreparer, workers: int) -> Iterator[DecodedBatch]:
+    local = threading.local()
+
+    def run(chunk: range) -> DecodedBatch:
+        if not hasattr(local, "preparer"):
+            local.preparer = preparer.fresh()
+        return decode_batch(paths, chunk, local.preparer)
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="facesearch-decode")
+    pending: deque[Future[DecodedBatch]] = deque()
+    waiting = iter(chunks)
+    try:
+        for chunk in waiting:
+            pending.append(pool.submit(run, chunk))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            batch = pending.popleft().result()
+            chunk = next(waiting, None)
+            if chunk is not None:
+                pending.append(pool.submit(run, chunk))
+            yield batch
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

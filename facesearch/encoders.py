@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from facesearch.errors import ModelError
 from facesearch.preprocessing import Preprocessing
 
 ONNX_SUFFIX = ".onnx"
@@ -41,9 +42,22 @@ def load_model(path: str | Path, device: str | None = None, flip: bool | None = 
 
         encoder = OnnxEncoder(path, flip)
         return encoder, encoder.fingerprint
+    _need_torch(path)
     from facesearch.models.encoder import load_encoder
 
     return load_encoder(path, device, flip)
+
+
+def _need_torch(path: str | Path) -> None:
+    """Torch model files need torch, which a plain install leaves out (it is the ``train`` extra)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ModelError(
+            f"{path}: a torch model file, and torch is not installed here. Install it "
+            "(pip install 'facesearch[train]'), or use the model's ONNX form, which needs no torch: "
+            "`facesearch export MODEL --onnx MODEL.onnx` where torch is installed"
+        ) from None
 
 
 def model_copy_name(source: str | Path, fingerprint: str) -> str:
@@ -54,6 +68,7 @@ def model_copy_name(source: str | Path, fingerprint: str) -> str:
 def copy_model(source: str | Path, target: Path, flip: bool | None = None) -> str:
     """Copy a model file (ONNX: with its sidecar, flip set) atomically; returns its fingerprint."""
     if not is_onnx(source):
+        _need_torch(source)
         from facesearch.models.encoder import copy_model_file
 
         return copy_model_file(source, target, flip)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +37,7 @@ from facesearch.answers import (
     decide,
 )
 from facesearch.datasets import face_loader
-from facesearch.devices import resolve_device
+from facesearch.devices import runtime_device
 from facesearch.encoders import FaceEncoder, copy_model, load_model, model_copy_name
 from facesearch.errors import GalleryError, ImageError, InputError, ModelError
 from facesearch.face_finding.prepare import FacePreparer, preparer_for
@@ -53,7 +55,7 @@ from facesearch.index import (
 )
 from facesearch.layouts import LabelledImage, Problem, gallery_images
 from facesearch.locking import GalleryLock
-from facesearch.migrations.runner import current_revision
+from facesearch.migrations import stored_revision
 from facesearch.models.reference import default_model
 from facesearch.store import GalleryState, NewFace, Store
 
@@ -82,12 +84,14 @@ class Gallery:
         device: str | None = None,
         gpu_index: bool | None = None,
         detector: str | None = None,
+        lock_timeout: float = 600.0,
     ) -> None:
         """``detector``: ``mtcnn``, ``yunet:PATH`` or ``none`` instead of what the encoder
-        and the gallery say (see ``preparer``)."""
+        and the gallery say (see ``preparer``). ``lock_timeout``: how long a write waits for
+        another writer before giving up (``Busy``)."""
         self.home = Home.resolve(home)
         self.home.create()
-        self.lock = GalleryLock(self.home.lock)
+        self.lock = GalleryLock(self.home.lock, lock_timeout)
         self.store = Store(database_url or self.home.database_url())
         self.device = device
         self.gpu_index = gpu_index
@@ -95,6 +99,10 @@ class Gallery:
         self._encoder: tuple[str, FaceEncoder] | None = None
         self._index: FaceIndex | None = None
         self._index_dirty = False
+        # The in-memory encoder and index, against concurrent threads (serve's requests);
+        # taken after self.lock where both are held.
+        self._memory = threading.RLock()
+        self._preparers = threading.local()
         with self.lock:
             self.store.migrate()
 
@@ -157,7 +165,8 @@ class Gallery:
 
     def _load(self, model: str | Path, flip: bool | None = None) -> tuple[FaceEncoder, str]:
         encoder, fp = load_model(model, self.device, flip)
-        self._encoder = (fp, encoder)
+        with self._memory:
+            self._encoder = (fp, encoder)
         return encoder, fp
 
     def preparer(
@@ -165,11 +174,18 @@ class Gallery:
     ) -> FacePreparer:
         """How this gallery's photos become ``encoder``'s inputs: the encoder's preprocessing,
         with the detector given to the gallery (``none`` switches detection off, any other
-        switches it on), else the choice its photos were enrolled with (see preparer_for)."""
-        return preparer_for(
+        switches it on), else the choice its photos were enrolled with (see preparer_for).
+        Kept per thread (a detector costs tens of ms to build and is not thread-safe)."""
+        chosen = preparer_for(
             encoder.preprocessing, self.detector, self.store.gallery().detector,
             min_face=min_face, max_faces=max_faces, fallback=fallback,
         )
+        cache = self._preparers.__dict__
+        key = (chosen.preprocessing, chosen.detector_spec, min_face, max_faces, fallback)
+        if key not in cache:
+            cache.clear()
+            cache[key] = chosen
+        return cache[key]
 
     def bound_model_file(self) -> Path:
         """The gallery's own model file (its copy in HOME/models/), to load it another way."""
@@ -188,10 +204,11 @@ class Gallery:
         return path
 
     def _load_bound(self, fp: str) -> FaceEncoder:
-        if self._encoder is not None and self._encoder[0] == fp:
-            return self._encoder[1]
-        path = self._model_path(fp)
-        encoder, loaded_fp = self._load(path)
+        with self._memory:  # concurrent first queries load it once
+            if self._encoder is not None and self._encoder[0] == fp:
+                return self._encoder[1]
+            path = self._model_path(fp)
+            encoder, loaded_fp = self._load(path)
         if loaded_fp != fp:
             raise ModelError(f"{path}: holds encoder {loaded_fp[:12]}, not the gallery's {fp[:12]}")
         return encoder
@@ -265,9 +282,24 @@ class Gallery:
     ) -> EnrollReport:
         """Embed and store every new image of a gallery folder; already-enrolled content
         (by SHA-256 of the file) is skipped, bad files are reported and the rest goes on."""
-        start = time.perf_counter()
         images, problems = gallery_images(source)
-        report = EnrollReport(failed=list(problems))
+        return self.enroll_images(images, problems, model, batch_size, workers, commit_every, progress, flip)
+
+    def enroll_images(
+        self,
+        images: list[LabelledImage],
+        problems: list[Problem] | None = None,
+        model: str | Path | None = None,
+        batch_size: int = 64,
+        workers: int | None = None,
+        commit_every: int = 2048,
+        progress: Progress = _no_progress,
+        flip: bool | None = None,
+    ) -> EnrollReport:
+        """``enroll`` of images already listed with their identities (``problems``: files
+        the listing refused, reported as failed)."""
+        start = time.perf_counter()
+        report = EnrollReport(failed=list(problems or []))
         encoder = self.bind_encoder(model, flip)
         preparer = self.preparer(encoder)
         if self.detector is not None:  # later queries prepare faces the same way
@@ -356,7 +388,7 @@ class Gallery:
             with report.timed("database"):
                 ids, kept, revision = self.store.add_faces(faces)
             if ids:
-                with report.timed("index"):
+                with report.timed("index"), self._memory:
                     if index.outgrown(index.ntotal + len(ids)):  # IVF: refit its cells to the new size
                         self._index = self._reconcile(self._new_index(self.store.state(), index.spec))
                     else:
@@ -370,6 +402,10 @@ class Gallery:
 
     def _synced_index(self) -> FaceIndex:
         """The in-memory index, made to agree with the database if it does not."""
+        with self._memory:
+            return self._sync_index()
+
+    def _sync_index(self) -> FaceIndex:
         state = self.store.state()
         if state.dim is None:
             raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
@@ -442,7 +478,7 @@ class Gallery:
         """Write the index file if it changed (under the lock, re-synced first)."""
         if not self._index_dirty:
             return
-        with self.lock:
+        with self.lock, self._memory:
             index = self._synced_index()
             index.save(self.home.index)
             self._index_dirty = False
@@ -499,10 +535,22 @@ class Gallery:
         """Who is in this photo? Every face (at most ``max_faces``, each at least ``min_face``
         px) answered with its best identity, or n000000 below the gallery's threshold; the
         result itself is the largest face's."""
+        return self.query_bytes(read_bytes(image), image, top_k, model, max_faces, min_face)
+
+    def query_bytes(
+        self,
+        data: bytes,
+        source: str | Path = "<upload>",
+        top_k: int = 5,
+        model: str | Path | None = None,
+        max_faces: int | None = None,
+        min_face: int = 0,
+    ) -> QueryResult:
+        """``query`` of a photo's bytes (an upload); ``source`` names it in errors."""
         encoder = self.encoder(model)
         preparer = self.preparer(encoder, min_face=min_face, max_faces=max_faces)
-        photo = decode(read_bytes(image), image, draft_side=preparer.draft_side)
-        prepared = preparer.prepare(photo, image)  # no face: an ImageError saying so
+        photo = decode(data, source, draft_side=preparer.draft_side)
+        prepared = preparer.prepare(photo, source)  # no face: an ImageError saying so
         batch = np.stack([f.pixels.transpose(2, 0, 1) for f in prepared.faces])  # (N, 3, S, S)
         answers = self.search(encoder.embed_faces(batch), top_k)
         whole = (0.0, 0.0, float(photo.width), float(photo.height))
@@ -516,12 +564,14 @@ class Gallery:
         """Answer many query embeddings at once (L2-normalised float32, N x D)."""
         if top_k < 1:
             raise InputError("--top-k must be at least 1")
-        index = self._query_index()
-        if index.ntotal == 0:
-            raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
         threshold = self.threshold
+        with self._memory:  # an enroll in another thread may be adding to this index
+            index = self._query_index()
+            if index.ntotal == 0:
+                raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
+            ranked = self._rank(index, np.asarray(vectors, dtype=np.float32), top_k)
         results = []
-        for matches in self._rank(index, np.asarray(vectors, dtype=np.float32), top_k):
+        for matches in ranked:
             identity, score = decide(matches, threshold)
             results.append(QueryResult(identity, score, threshold, matches))
         return results
@@ -565,12 +615,23 @@ class Gallery:
                 raise InputError(f"no identity {identity!r} in the gallery")
             ids, revision = removed
             if index is not None:
-                if index.spec.removes:  # else the save below rebuilds it without them
-                    index.remove(np.asarray(ids, dtype=np.int64))
-                    index.stamp = replace(index.stamp, revision=revision)
+                with self._memory:
+                    if index.spec.removes:  # else the save below rebuilds it without them
+                        index.remove(np.asarray(ids, dtype=np.int64))
+                        index.stamp = replace(index.stamp, revision=revision)
                 self._index_dirty = True
                 self._save_index()
+            self._forget_uploads(identity)
             return len(ids)
+
+    def _forget_uploads(self, identity: str) -> None:
+        """Photos of the person enrolled over HTTP go with them (nothing of theirs stays)."""
+        try:
+            folder = self.home.upload_folder(identity)
+        except ValueError:
+            return
+        if folder.is_dir():
+            shutil.rmtree(folder)
 
     @property
     def threshold(self) -> float:
@@ -598,7 +659,7 @@ class Gallery:
         return {
             "home": str(self.home.root),
             "database": self.store.safe_url,
-            "schema": current_revision(self.store.engine),
+            "schema": stored_revision(self.store.engine),
             "model": model,
             "identities": identities,
             "faces": faces,
@@ -606,7 +667,7 @@ class Gallery:
             "threshold_source": row.threshold_source,
             "index": self.index_info(state),
             "detector": row.detector,
-            "device": str(resolve_device(self.device)),
+            "device": runtime_device(self.device),
             "warnings": self.home.exposed(),
         }
 

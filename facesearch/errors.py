@@ -26,6 +26,10 @@ class GalleryError(FaceSearchError):
     """A gallery state that forbids the operation (empty, newer schema, bad threshold...)."""
 
 
+class Busy(GalleryError):
+    """The gallery stayed locked by another writer for longer than the caller would wait."""
+
+
 class InputError(FaceSearchError):
     """A bad argument or input folder (missing, empty, reserved identity name...)."""
 

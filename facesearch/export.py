@@ -48,7 +48,10 @@ def export_onnx(model: str | Path, out: str | Path, check: str | Path | None = N
         )
     with atomic_write(out) as handle:
         handle.write(program.model_proto.SerializeToString())
-    sidecar = write_sidecar(out, encoder.preprocessing, encoder.flip, name=Path(model).stem, exported_from=fingerprint)
+    credits = {k: payload["meta"][k] for k in ("credits", "teacher") if k in payload.get("meta", {})}
+    sidecar = write_sidecar(
+        out, encoder.preprocessing, encoder.flip, name=Path(model).stem, exported_from=fingerprint, **credits
+    )
     exported = OnnxEncoder(out)
     agreement = _agreement(encoder, exported, _random_faces(size))
     report: dict[str, Any] = {"onnx": str(out), "sidecar": str(sidecar), "fingerprint": exported.fingerprint,
@@ -82,7 +85,7 @@ def _photo_faces(folder: str | Path, encoder: Any, limit: int = 256) -> np.ndarr
 
     folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and is_candidate(p))[:limit]
-    faces = [b.images.numpy() for b in face_loader(files, preparer_for(encoder.preprocessing, fallback=True), 64, 0)
+    faces = [b.images for b in face_loader(files, preparer_for(encoder.preprocessing, fallback=True), 64, 0)
              if b.images is not None]
     if not faces:
         raise InputError(f"{folder}: no photos to check the export on")

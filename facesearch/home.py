@@ -75,6 +75,19 @@ class Home:
         return self.root / "models"
 
     @property
+    def uploads(self) -> Path:
+        """Photos enrolled over HTTP (serve): the gallery keeps a source for every face, so
+        that `enroll --reembed` works and `remove` can delete them."""
+        return self.root / "uploads"
+
+    def upload_folder(self, identity: str) -> Path:
+        """A person's uploads, never outside ``uploads`` whatever the name."""
+        folder = (self.uploads / identity).resolve()
+        if folder.parent != self.uploads.resolve():
+            raise ValueError(f"identity {identity!r} does not name a folder of {self.uploads}")
+        return folder
+
+    @property
     def lock(self) -> Path:
         return self.root / "gallery.lock"
 

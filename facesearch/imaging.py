@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facesearch.errors import ImageError
@@ -87,6 +86,8 @@ def decode(
     ``draft_side`` lets the JPEG decoder scale down by DCT while decoding (much faster for
     large photos); the result is still at least that many pixels on each side.
     """
+    if not data:
+        raise ImageError(source, "file is empty")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -171,18 +172,16 @@ def square_resize(img: Image.Image, side: int) -> Image.Image:
     )
 
 
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """RGB image to a uint8 tensor (3, H, W): the compact form batches travel in."""
-    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+def to_chw(pixels: Image.Image | np.ndarray) -> np.ndarray:
+    """An RGB image (PIL or (H, W, 3) array) as uint8 (3, H, W): the form batches travel in."""
+    return np.ascontiguousarray(np.asarray(pixels, dtype=np.uint8).transpose(2, 0, 1))
 
 
-def load_face(
-    path: str | Path, side: int = 112, limits: DecodeLimits = DEFAULT_LIMITS
-) -> tuple[torch.Tensor, str]:
-    """Read, decode and preprocess one face crop: (uint8 tensor (3, side, side), content hash)."""
+def load_face(path: str | Path, side: int = 112, limits: DecodeLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, str]:
+    """Read, decode and resize one tight face crop: (uint8 (3, side, side), content hash)."""
     data = read_bytes(path, limits)
     img = decode(data, path, limits, draft_side=side)
-    return to_tensor(square_resize(img, side)), content_hash(data)
+    return to_chw(square_resize(img, side)), content_hash(data)
 
 
 def is_candidate(path: Path) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,26 @@ class Problem:
 
     path: Path
     error: str
+
+
+MAX_IDENTITY = 200
+
+
+def check_identity(name: str) -> str:
+    """An identity name given as text (serve's enroll), refused unless it could be a folder
+    name of a gallery: not empty, no path separators, no control characters, not ``.``/``..``,
+    not the reserved ``n000000``."""
+    if not name or not name.strip():
+        raise InputError("the identity name is empty")
+    if len(name) > MAX_IDENTITY:
+        raise InputError(f"the identity name is {len(name)} characters long, over the limit of {MAX_IDENTITY}")
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise InputError(f"the identity name {name!r} is not a plain name (no '/', '\\', '.' or '..')")
+    if any(unicodedata.category(c)[0] == "C" for c in name):
+        raise InputError(f"the identity name {name!r} holds control characters")
+    if name == UNKNOWN:
+        raise InputError(f"the identity {UNKNOWN!r} is reserved for 'no correspondence' and cannot be enrolled")
+    return name
 
 
 def gallery_images(root: str | Path) -> tuple[list[LabelledImage], list[Problem]]:

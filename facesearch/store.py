@@ -165,10 +165,13 @@ class Store:
 
     def migrate(self) -> None:
         """Apply pending migrations; refuse a database from a newer schema."""
-        from facesearch.migrations.runner import upgrade
+        from facesearch.migrations import HEAD, stored_revision
 
         try:
-            upgrade(self.engine)
+            if stored_revision(self.engine) != HEAD:
+                from facesearch.migrations.runner import upgrade
+
+                upgrade(self.engine)
         except OperationalError as exc:
             raise GalleryError(f"cannot open the gallery database {self.safe_url}: {exc.orig}") from None
         with self.session() as session:
@@ -234,6 +237,15 @@ class Store:
             session.execute(update(GalleryRow).where(GalleryRow.id == 1).values(detector=spec, updated_at=_now()))
 
     # --- faces --------------------------------------------------------------------------
+
+    def stored_sources(self, paths: Iterable[str]) -> set[str]:
+        """Which of these files are the source of an enrolled face."""
+        wanted = list(set(paths))
+        found: set[str] = set()
+        with self.session() as session:
+            for chunk in _chunks(wanted, 500):
+                found.update(session.scalars(select(Face.source_path).where(Face.source_path.in_(chunk))))
+        return found
 
     def known_hashes(self, hashes: Iterable[str]) -> dict[str, str]:
         """Which of these content hashes are already enrolled: {hash: identity name}."""

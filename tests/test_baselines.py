@@ -21,7 +21,7 @@ def test_pca_encoder_embeds_faces_as_their_normalised_pca_coordinates(
 ) -> None:
     encoder, count = fit_pca_encoder(faces_dir, dim=8, whiten=whiten)
     assert count == 24
-    images = torch.stack([load_face(p, 112)[0] for p in sorted(faces_dir.glob("*/*.jpg"))])
+    images = torch.from_numpy(np.stack([load_face(p, 112)[0] for p in sorted(faces_dir.glob("*/*.jpg"))]))
     grey = torch.nn.functional.avg_pool2d((normalize(images) * torch.tensor([0.299, 0.587, 0.114])[:, None, None])
                                           .sum(1, keepdim=True), 2).flatten(1).double().numpy()
     expected = PCA(8, whiten=whiten, svd_solver="randomized", random_state=0).fit(grey).transform(grey)

@@ -42,12 +42,12 @@ def test_two_enrolls_at_once(tmp_path: Path) -> None:
 
 
 QUERY_LOOP = """
-import json, sys, time
+import json, os, sys, time
 from facesearch.engine import Gallery
 from facesearch.errors import GalleryError
-home, probe, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-answered, errors, end = 0, [], time.monotonic() + seconds
-while time.monotonic() < end:
+home, probe, stop = sys.argv[1], sys.argv[2], sys.argv[3]
+answered, errors, end = 0, [], time.monotonic() + 300  # a bound, whatever the machine's load
+while time.monotonic() < end and not (answered and os.path.exists(stop)):
     try:
         with Gallery(home) as gallery:
             gallery.query(probe)
@@ -62,7 +62,7 @@ print(json.dumps({"answered": answered, "errors": errors}))
 
 
 def test_four_enrollers_and_four_queriers_on_one_home(tmp_path: Path) -> None:
-    """For a bounded time: every enroll succeeds, the final count is what was enrolled, every
+    """While 4 enrolls run (and until each querier has answered): every enroll succeeds, the final count is what was enrolled, every
     query answers, and no "database is locked" (or any other error) reaches a user."""
     folders = []
     for n in range(4):
@@ -75,11 +75,13 @@ def test_four_enrollers_and_four_queriers_on_one_home(tmp_path: Path) -> None:
     enroll = [sys.executable, "-m", "facesearch.cli.main", "enroll", "--json", "--batch-size", "2", "--commit-every", "2"]
     enrollers = [subprocess.Popen([*enroll, str(f)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                  for f in folders]
-    queriers = [subprocess.Popen([sys.executable, "-c", QUERY_LOOP, str(home), str(probe), "25"], env=env,
+    stop = tmp_path / "enrolled"  # queriers go on until the enrolls are done and they have answered
+    queriers = [subprocess.Popen([sys.executable, "-c", QUERY_LOOP, str(home), str(probe), str(stop)], env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
     for process in enrollers:
         out, err = process.communicate(timeout=600)
         assert process.returncode == 0 and "locked" not in err.decode(), err.decode()[-500:]
+    stop.touch()
     answers = []
     for process in queriers:
         out, err = process.communicate(timeout=600)

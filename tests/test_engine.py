@@ -285,7 +285,7 @@ def test_batch_search_equals_single_queries(gallery: Gallery, faces_dir: Path) -
     from facesearch.imaging import load_face
 
     paths = sorted(faces_dir.glob("*/*.jpg"))[:6]
-    vectors = encoder.embed(torch.stack([load_face(p)[0] for p in paths])).numpy()
+    vectors = encoder.embed(torch.from_numpy(np.stack([load_face(p)[0] for p in paths]))).numpy()
     batch = gallery.search(vectors, top_k=2)
     single = [gallery.query(p, top_k=2) for p in paths]
     assert [r.identity for r in batch] == [r.identity for r in single]
@@ -360,20 +360,27 @@ def test_ivf_is_refitted_when_the_gallery_outgrows_it(home: Path, faces_dir: Pat
         assert g.query(faces_dir / "person_0005" / "0002.jpg").identity == "person_0005"
 
 
-def test_enroll_without_a_model_uses_the_shipped_reference_encoder(
+def test_enroll_without_a_model_uses_the_shipped_reference_encoder_on_onnx(
     home: Path, faces_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from facesearch.encoders import load_model
     from facesearch.models.encoder import read_model_file
-    from facesearch.models.reference import REFERENCE_FILE
+    from facesearch.models.reference import REFERENCE_FILE, REFERENCE_ONNX
+    from facesearch.onnx_runtime import read_sidecar
 
     monkeypatch.delenv("FACESEARCH_MODEL")
     shipped = read_model_file(REFERENCE_FILE)
-    assert REFERENCE_FILE.stat().st_size <= 16 * 1024 * 1024
+    assert REFERENCE_FILE.stat().st_size <= 16 * 1024 * 1024 and REFERENCE_ONNX.stat().st_size <= 16 * 1024 * 1024
     assert shipped["meta"]["recipe"]["data"].endswith("fiw/train")  # trained by `facesearch train`
+    sidecar = read_sidecar(REFERENCE_ONNX)
+    assert sidecar["exported_from"] == shipped["fingerprint"] and "SFace" in sidecar["credits"]
+    faces = np.random.default_rng(0).integers(0, 256, (4, 3, 112, 112), dtype=np.uint8)
+    torch_form, onnx_form = load_model(REFERENCE_FILE, "cpu")[0], load_model(REFERENCE_ONNX)[0]
+    assert np.sum(torch_form.embed_faces(faces) * onnx_form.embed_faces(faces), axis=1).min() > 0.9999
     with Gallery(home, detector="none") as g:  # synthetic crops: no real detector finds them
         g.enroll(faces_dir)
         model = g.info()["model"]
-        assert model["fingerprint"] == shipped["fingerprint"] and model["backbone"] == shipped["config"].backbone
+        assert model["runtime"] == "onnx" and model["fingerprint"] == load_model(REFERENCE_ONNX)[1]
         assert g.query(faces_dir / "person_0006" / "0002.jpg").identity == "person_0006"
 
 
@@ -396,7 +403,7 @@ def test_a_missing_reference_encoder_is_a_clear_error(
 
     monkeypatch.delenv("FACESEARCH_MODEL")
 
-    monkeypatch.setattr(reference, "REFERENCE_FILE", tmp_path / "gone.pt")
+    monkeypatch.setattr(reference, "REFERENCE_ONNX", tmp_path / "gone.onnx")
     with Gallery(home) as g, pytest.raises(ModelError, match="reference encoder .* is missing"):
         g.enroll(faces_dir)
     with Gallery(home) as g:

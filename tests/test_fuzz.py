@@ -19,7 +19,7 @@ from PIL import Image
 
 from facesearch.bench import read_labels
 from facesearch.errors import FaceSearchError
-from facesearch.imaging import DecodeLimits, decode, square_resize, to_tensor
+from facesearch.imaging import DecodeLimits, decode, square_resize, to_chw
 from facesearch.models.encoder import read_model_file
 from facesearch.verification import read_pairs
 
@@ -63,7 +63,7 @@ def test_mutated_images_decode_or_fail_cleanly(fmt: str) -> None:
             image = decode(data, f"fuzz.{fmt.lower()}", LIMITS)
         except FaceSearchError:
             return
-        face = to_tensor(square_resize(image, 32))
+        face = to_chw(square_resize(image, 32))
         assert face.shape == (3, 32, 32)
 
     check()

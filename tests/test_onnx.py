@@ -159,9 +159,9 @@ def test_export_writes_a_sidecar_and_matches_torch(exported: tuple[Path, Path], 
     assert sidecar["format"] == SIDECAR_FORMAT and sidecar["mean"] == [127.5] * 3 and sidecar["alignment"] == "crop"
     torch_encoder, _ = load_model(model, "cpu")
     onnx_encoder, _ = load_model(onnx_file)
-    from facesearch.imaging import load_face
+    from facesearch.datasets import face_loader
 
-    faces = np.stack([load_face(p)[0].numpy() for p in sorted(faces_dir.glob("*/*.jpg"))])
+    faces = np.concatenate([b.images for b in face_loader(sorted(faces_dir.glob("*/*.jpg")), 112)])
     cosines = np.sum(torch_encoder.embed_faces(faces) * onnx_encoder.embed_faces(faces), axis=1)
     assert cosines.min() > 0.9999
 

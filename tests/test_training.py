@@ -272,7 +272,7 @@ def test_bench_classification_scores_the_model_file_classifier(people: Path, tmp
     encoder, classifier = load_classifier(out)
     assert classifier.kind == "linear" and len(classifier.names) == 6
     files = sorted(p for p in dev.glob("*/*") if p.parent.name in classifier.names)
-    raw = encoder.embed(torch.stack([load_face(f, 112)[0] for f in files]), unit=False).numpy().astype(np.float64)
+    raw = encoder.embed(torch.from_numpy(np.stack([load_face(f, 112)[0] for f in files])), unit=False).numpy().astype(np.float64)
     scores = raw @ classifier.weight.numpy().astype(np.float64).T + classifier.bias.numpy()
     truth = np.array([classifier.names.index(f.parent.name) for f in files])
     top5 = np.argsort(-scores, axis=1)[:, :5]

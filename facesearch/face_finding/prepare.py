@@ -8,6 +8,7 @@ around its box (``crop``), from the full-resolution photo.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +69,7 @@ class FacePreparer:
 
     ``fallback``: when no face is found, take the whole photo instead of failing (bench: a
     probe must be answered; enroll and query fail with a clear message instead).
-    Picklable (DataLoader workers): the detector is built on first use in each process.
+    The detector is built on first use; ``fresh`` gives a worker thread its own.
     """
 
     def __init__(
@@ -88,8 +89,11 @@ class FacePreparer:
         self.fallback = fallback
         self._detector: Detector | None = None
 
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_detector": None}
+    def fresh(self) -> "FacePreparer":
+        """The same preparation with a detector of its own (built on first use)."""
+        clone = copy.copy(self)
+        clone._detector = None
+        return clone
 
     @property
     def detects(self) -> bool:

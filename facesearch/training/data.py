@@ -118,7 +118,7 @@ class FaceClassification(Dataset):
     def __getitem__(self, position: int) -> tuple[torch.Tensor, int] | None:
         path, label = self.samples[position]
         try:
-            image, _ = load_face(path, self.size)
+            image = torch.from_numpy(load_face(path, self.size)[0])
         except ImageError as exc:
             log.warning("skipping %s", exc)
             return None

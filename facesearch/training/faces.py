@@ -111,7 +111,7 @@ class FaceSet:
             for position, reason in batch.failures:
                 log.warning("skipping %s: %s", paths[position], reason)
             if batch.images is not None:
-                images[batch.positions] = batch.images
+                images[batch.positions] = torch.from_numpy(batch.images)
                 keep[batch.positions] = True
         label_tensor = torch.tensor(list(labels) if labels is not None else [-1] * len(paths), dtype=torch.long)
         kept = [p for p, k in zip(paths, keep.tolist()) if k]

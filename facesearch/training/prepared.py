@@ -204,7 +204,7 @@ class FaceCache:
             for position, reason in batch.failures:
                 failed[digests[paths[position]]] = reason
             if batch.images is not None:
-                images.append(batch.images)
+                images.append(torch.from_numpy(batch.images))
                 found.extend(-1 if f is None else f for f in batch.found)
                 hashes.extend(batch.hashes)
             done += len(batch.positions) + len(batch.failures)
