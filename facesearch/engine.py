@@ -43,16 +43,8 @@ from facesearch.errors import GalleryError, ImageError, InputError, ModelError
 from facesearch.face_finding.prepare import FacePreparer, preparer_for
 from facesearch.home import Home
 from facesearch.imaging import content_hash, decode, read_bytes
-from facesearch.index import (
-    FaceIndex,
-    IndexFileError,
-    IndexSpec,
-    IndexStamp,
-    gpu_available,
-    ivf_cells,
-    read_stamp,
-    training_size,
-)
+from facesearch.gallery_index import GalleryIndex
+from facesearch.index import FaceIndex, IndexSpec
 from facesearch.layouts import LabelledImage, Problem, gallery_images
 from facesearch.locking import GalleryLock
 from facesearch.migrations import stored_revision
@@ -94,14 +86,10 @@ class Gallery:
         self.lock = GalleryLock(self.home.lock, lock_timeout)
         self.store = Store(database_url or self.home.database_url())
         self.device = device
-        self.gpu_index = gpu_index
         self.detector = detector
+        self.index = GalleryIndex(self.home, self.store, self.lock, gpu_index)
         self._encoder: tuple[str, FaceEncoder] | None = None
-        self._index: FaceIndex | None = None
-        self._index_dirty = False
-        # The in-memory encoder and index, against concurrent threads (serve's requests);
-        # taken after self.lock where both are held.
-        self._memory = threading.RLock()
+        self._memory = threading.RLock()  # the loaded encoder, against concurrent threads (serve)
         self._preparers = threading.local()
         with self.lock:
             self.store.migrate()
@@ -161,7 +149,7 @@ class Gallery:
         with self.lock:
             self.store.bind_encoder(fp, encoder.describe(), encoder.dim)
         self._encoder = (fp, encoder)
-        self._index = None
+        self.index.forget()
 
     def _load(self, model: str | Path, flip: bool | None = None) -> tuple[FaceEncoder, str]:
         encoder, fp = load_model(model, self.device, flip)
@@ -263,8 +251,7 @@ class Gallery:
             self._install_model_file(Path(model), fp, flip)
             ids = [face_id for face_id, _, _ in sources]
             self.store.rebind(fp, encoder.describe(), encoder.dim, ids, vectors)
-            self._index, self._index_dirty = None, True
-            self._save_index()
+            self.index.reset()
         self._encoder = (fp, encoder)
         return len(sources)
 
@@ -334,7 +321,7 @@ class Gallery:
             progress("embedding", done, len(todo))
         self._commit(pending, report)
         with report.timed("index"):
-            self._save_index()
+            self.index.save()
         report.identities, report.faces = self.store.counts()
         report.timings["total"] = time.perf_counter() - start
         return report
@@ -384,143 +371,26 @@ class Gallery:
             return
         with self.lock:
             with report.timed("index"):
-                index = self._synced_index()
+                index = self.index.synced()
             with report.timed("database"):
                 ids, kept, revision = self.store.add_faces(faces)
             if ids:
-                with report.timed("index"), self._memory:
-                    if index.outgrown(index.ntotal + len(ids)):  # IVF: refit its cells to the new size
-                        self._index = self._reconcile(self._new_index(self.store.state(), index.spec))
-                    else:
-                        index.add(np.asarray(ids, dtype=np.int64), np.stack([f.embedding for f in kept]))
-                        index.stamp = replace(index.stamp, revision=revision)
-                self._index_dirty = True
+                with report.timed("index"):
+                    self.index.added(index, ids, np.stack([f.embedding for f in kept]), revision)
         report.enrolled += len(ids)
         report.skipped += len(faces) - len(ids)
 
-    # --- index upkeep -------------------------------------------------------------------
-
-    def _synced_index(self) -> FaceIndex:
-        """The in-memory index, made to agree with the database if it does not."""
-        with self._memory:
-            return self._sync_index()
-
-    def _sync_index(self) -> FaceIndex:
-        state = self.store.state()
-        if state.dim is None:
-            raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
-        spec = self.index_spec
-        index = self._index
-        from_disk = index is None
-        if from_disk:
-            index = self._read_index_file()
-        if (
-            index is None
-            or not index.stamp.same_gallery(state)
-            or index.dim != state.dim
-            or index.spec.kind != spec.kind
-        ):
-            index = self._new_index(state, spec)
-        elif index.spec != spec:
-            index.tune(spec)
-        if not index.stamp.describes(state):
-            if from_disk and self.home.index.exists():
-                log.warning("index %s does not match the database; repairing it", self.home.index)
-            index = self._reconcile(index)
-        self._index = index
-        return index
-
-    def _new_index(self, state: GalleryState, spec: IndexSpec) -> FaceIndex:
-        """An empty index of the gallery's kind (an IVF one fitted to a sample of its faces)."""
-        sample, size = None, 0
-        if spec.kind == "ivf":
-            _, db_ids = self.store.snapshot_ids()
-            size, wanted = len(db_ids), training_size(spec, len(db_ids))
-            chosen = np.sort(np.random.default_rng(0).choice(db_ids, wanted, replace=False))
-            sample = self.store.embeddings(chosen, state.dim)[1]
-            log.info("fitting %d IVF cells on %d of %d faces", ivf_cells(size), wanted, size)
-        index = FaceIndex(state.dim, IndexStamp.of(state, state.dim), self.gpu_index, spec, sample, size)
-        index.stamp = replace(index.stamp, revision=-1)
-        return index
-
-    def _read_index_file(self) -> FaceIndex | None:
-        try:
-            return FaceIndex.load(self.home.index, self.gpu_index)
-        except IndexFileError as exc:
-            if self.home.index.exists():
-                log.warning("index %s; rebuilding it from the database", exc)
-            return None
-
-    def _reconcile(self, index: FaceIndex) -> FaceIndex:
-        """Add and remove vectors until the index holds exactly the database's faces."""
-        state, db_ids = self.store.snapshot_ids()
-        have = index.ids()
-        extra = np.setdiff1d(have, db_ids, assume_unique=True)
-        if (len(extra) and not index.spec.removes) or index.outgrown(len(db_ids)):
-            log.info("rebuilding the %s index for %d faces", index.spec.kind, len(db_ids))
-            return self._reconcile(self._new_index(state, index.spec))
-        missing = np.setdiff1d(db_ids, have, assume_unique=True)
-        index.remove(extra)
-        for start in range(0, len(missing), 50_000):
-            ids, vectors = self.store.embeddings(missing[start : start + 50_000], index.dim)
-            index.add(ids, vectors)
-        if len(have) or len(db_ids):
-            log.info(
-                "index brought up to date with the database (revision %s -> %s): "
-                "%d vectors added, %d removed", index.stamp.revision, state.revision,
-                len(missing), len(extra),
-            )
-        index.stamp = replace(index.stamp, uuid=state.uuid, revision=state.revision, fingerprint=state.fingerprint)
-        self._index_dirty = True
-        return index
-
-    def _save_index(self) -> None:
-        """Write the index file if it changed (under the lock, re-synced first)."""
-        if not self._index_dirty:
-            return
-        with self.lock, self._memory:
-            index = self._synced_index()
-            index.save(self.home.index)
-            self._index_dirty = False
-
-    def _query_index(self) -> FaceIndex:
-        """Queries never wait on an enroll: repair in memory, save only if the lock is free."""
-        index = self._synced_index()
-        if self._index_dirty and self.lock.acquire(blocking=False):
-            try:
-                self._save_index()
-            finally:
-                self.lock.release()
-        return index
-
     @property
     def index_spec(self) -> IndexSpec:
-        return IndexSpec.parse(*self.store.index_spec())
+        return self.index.spec
 
     def set_index(self, kind: str, **params: int) -> IndexSpec:
-        """Choose the gallery's index kind and search effort; the index is rebuilt now if the
-        kind changed (unset parameters keep their stored or default values; the index file
-        does not hold them, so changing them rewrites nothing)."""
-        current = self.index_spec
-        merged = {**(current.params() if current.kind == kind else {}), **params}
-        spec = IndexSpec.parse(kind, merged)
-        if spec == current:
-            return spec
-        with self.lock:
-            self.store.set_index_spec(spec.kind, spec.params())
-            if spec.kind != current.kind and self.store.state().dim is not None:
-                self._index_dirty = True
-                self._save_index()  # search parameters alone are applied on the next use
-        return spec
+        """Choose the gallery's index kind and search effort (see GalleryIndex.choose)."""
+        return self.index.choose(kind, **params)
 
     def rebuild_index(self) -> int:
         """Rebuild the index from the database from scratch; returns its vector count."""
-        with self.lock:
-            self._index = None
-            self.home.index.unlink(missing_ok=True)
-            self._index_dirty = True
-            self._save_index()
-            return self._index.ntotal if self._index else 0
+        return self.index.rebuild()
 
     # --- query --------------------------------------------------------------------------
 
@@ -565,8 +435,8 @@ class Gallery:
         if top_k < 1:
             raise InputError("--top-k must be at least 1")
         threshold = self.threshold
-        with self._memory:  # an enroll in another thread may be adding to this index
-            index = self._query_index()
+        with self.index.memory:  # an enroll in another thread may be adding to this index
+            index = self.index.for_query()
             if index.ntotal == 0:
                 raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
             ranked = self._rank(index, np.asarray(vectors, dtype=np.float32), top_k)
@@ -609,18 +479,13 @@ class Gallery:
         """Delete a person: their rows, embeddings and index vectors. Returns faces removed."""
         with self.lock:
             bound = self.store.state().dim is not None
-            index = self._synced_index() if bound else None
+            index = self.index.synced() if bound else None
             removed = self.store.remove_identity(identity)
             if removed is None:
                 raise InputError(f"no identity {identity!r} in the gallery")
             ids, revision = removed
             if index is not None:
-                with self._memory:
-                    if index.spec.removes:  # else the save below rebuilds it without them
-                        index.remove(np.asarray(ids, dtype=np.int64))
-                        index.stamp = replace(index.stamp, revision=revision)
-                self._index_dirty = True
-                self._save_index()
+                self.index.removed(index, ids, revision)
             self._forget_uploads(identity)
             return len(ids)
 
@@ -665,7 +530,7 @@ class Gallery:
             "faces": faces,
             "threshold": row.threshold,
             "threshold_source": row.threshold_source,
-            "index": self.index_info(state),
+            "index": self.index.info(state),
             "detector": row.detector,
             "device": runtime_device(self.device),
             "warnings": self.home.exposed(),
@@ -673,12 +538,4 @@ class Gallery:
 
     def index_info(self, state: GalleryState | None = None) -> dict[str, Any]:
         """The index's kind, search parameters and whether its file is up to date."""
-        spec, stamp = self.index_spec, read_stamp(self.home.index)
-        return {
-            "path": str(self.home.index),
-            "kind": spec.kind,
-            "params": spec.params(),
-            "exists": stamp is not None,
-            "up_to_date": bool(stamp and stamp.describes(state or self.store.state())),
-            "gpu": gpu_available() if self.gpu_index is None else self.gpu_index,
-        }
+        return self.index.info(state)

@@ -66,7 +66,7 @@ def state(home: Path, probe: Path | None) -> tuple[int, list[str]]:
     with Gallery(home) as gallery:
         faces = int(gallery.info()["faces"])
         if faces:
-            index = gallery._synced_index()  # what the next query searches (repaired if stale)
+            index = gallery.index.synced()  # what the next query searches (repaired if stale)
             if index.ntotal != faces:
                 problems.append(f"the index holds {index.ntotal} vectors for {faces} faces")
             if probe is not None and gallery.query(probe).identity != probe.parent.name:

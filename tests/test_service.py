@@ -4,11 +4,9 @@ size, bad images, bad names) with the CLI's messages, and never shows a stack tr
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -17,11 +15,10 @@ from fastapi.testclient import TestClient
 
 from facesearch.engine import Gallery
 from facesearch.service import create_app
+from facesearch.synthetic import write_dataset
 from tests import badfiles
 from tests.conftest import cli, cli_json
-
-TOKEN = "s3cret-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+from tests.serving import AUTH, TOKEN, cli_env, served
 
 
 @pytest.fixture
@@ -170,35 +167,15 @@ def test_serve_refuses_another_host_without_a_token(home: Path, monkeypatch: pyt
     assert result.exit_code == 1 and "set FACESEARCH_TOKEN" in result.stderr and "Traceback" not in result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_over_real_http_while_the_cli_enrolls(home: Path, faces_dir: Path, tmp_path: Path) -> None:
     """uvicorn on loopback: queries and an API enroll while a CLI enroll runs on the same
     home; every request answers and the final counts are exact."""
     with Gallery(home) as g:
         g.enroll(faces_dir)
-    port = free_port()
-    env = {**__import__("os").environ, "FACESEARCH_HOME": str(home), "FACESEARCH_TOKEN": TOKEN}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "facesearch.cli.main", "serve", "--port", str(port)], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        more = tmp_path / "more"
-        from facesearch.synthetic import write_dataset
-
-        write_dataset(more, identities=6, images_per_identity=3, seed=9, first_identity=100)
+    more = tmp_path / "more"
+    write_dataset(more, identities=6, images_per_identity=3, seed=9, first_identity=100)
+    env = cli_env(home)
+    with served(home) as base:
         enroller = subprocess.Popen([sys.executable, "-m", "facesearch.cli.main", "enroll", str(more), "--commit-every", "2"],
                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         answers = []
@@ -220,9 +197,5 @@ def test_serve_over_real_http_while_the_cli_enrolls(home: Path, faces_dir: Path,
         assert all(a.status_code == 200 and a.json()["identity"] == "person_0002" for a in answers)
         info = httpx.get(f"{base}/v1/info", headers=AUTH, timeout=30).json()
         assert info["faces"] == 24 + 18 + 1 and info["identities"] == 8 + 6 + 1
-        assert json.loads(subprocess.run([sys.executable, "-m", "facesearch.cli.main", "info", "--json"], env=env,
-                                         capture_output=True, text=True).stdout)["faces"] == 43
-    finally:
-        server.terminate()
-        log = server.communicate(timeout=30)[0]
-    assert "Traceback" not in log
+    after = subprocess.run([sys.executable, "-m", "facesearch.cli.main", "info", "--json"], env=env, capture_output=True, text=True)
+    assert json.loads(after.stdout)["faces"] == 43

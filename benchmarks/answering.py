@@ -1,0 +1,161 @@
+"""How fast facesearch answers: cold commands, warm queries, onnxruntime against torch.
+
+    python benchmarks/answering.py [--runs 7] [--out benchmarks/results]
+
+On the cfp-dev gallery (600 photos of 200 people, ``../shared/datasets/cfp-dev``) enrolled
+with the shipped reference encoder (ONNX, MTCNN detection + alignment):
+
+- cold: ``facesearch --help``, ``facesearch info`` and ``facesearch query PHOTO`` each as a new
+  process, median of ``--runs``; and ``python -c pass`` as the floor every process pays;
+- warm: ``Gallery.query`` of a probe photo in a process that has answered once (median of 50),
+  and its parts (decode + detect + align, embed, search);
+- embed: the same reference through onnxruntime (``reference.onnx``) and torch
+  (``reference.pt``) at batch 1, 16 and 64 on aligned cfp-dev faces, faces/s, and how well
+  their embeddings agree (minimum cosine).
+
+Writes answering.json and answering.md. Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CFP = ROOT.parent / "shared" / "datasets" / "cfp-dev"
+CFP_NAME = "../shared/datasets/cfp-dev"
+
+
+def timed_process(args: list[str], env: dict[str, str], runs: int) -> dict[str, float]:
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(args, env=env, check=True, capture_output=True)
+        seconds.append(time.perf_counter() - start)
+    return {"median_s": round(statistics.median(seconds), 4), "min_s": round(min(seconds), 4), "runs": runs}
+
+
+def cold(home: Path, probe: Path, runs: int) -> dict[str, dict[str, float]]:
+    env = {**os.environ, "FACESEARCH_HOME": str(home)}
+    env.pop("FACESEARCH_MODEL", None)
+    cli = [sys.executable, "-m", "facesearch.cli.main"]
+    return {
+        "python -c pass": timed_process([sys.executable, "-c", "pass"], env, runs),
+        "facesearch --help": timed_process([*cli, "--help"], env, runs),
+        "facesearch info": timed_process([*cli, "info", "--json"], env, runs),
+        "facesearch query": timed_process([*cli, "query", str(probe), "--json"], env, runs),
+    }
+
+
+def warm(gallery, probe: Path, count: int = 50) -> dict[str, float]:  # noqa: ANN001
+    import numpy as np
+
+    from facesearch.imaging import decode, read_bytes
+
+    gallery.query(probe)
+    whole = []
+    for _ in range(count):
+        start = time.perf_counter()
+        gallery.query(probe)
+        whole.append(time.perf_counter() - start)
+    encoder = gallery.encoder()
+    preparer = gallery.preparer(encoder)
+    data = read_bytes(probe)
+    parts = {"prepare": [], "embed": [], "search": []}
+    for _ in range(count):
+        t0 = time.perf_counter()
+        faces = preparer.prepare(decode(data, probe, draft_side=preparer.draft_side), probe).faces
+        batch = np.stack([f.pixels.transpose(2, 0, 1) for f in faces])
+        t1 = time.perf_counter()
+        vectors = encoder.embed_faces(batch)
+        t2 = time.perf_counter()
+        gallery.search(vectors)
+        parts["prepare"].append(t1 - t0)
+        parts["embed"].append(t2 - t1)
+        parts["search"].append(time.perf_counter() - t2)
+    result = {"query_ms": round(1000 * statistics.median(whole), 2)}
+    result.update({f"{k}_ms": round(1000 * statistics.median(v), 2) for k, v in parts.items()})
+    return result
+
+
+def embedding(faces) -> dict:  # noqa: ANN001
+    import numpy as np
+
+    from facesearch.encoders import load_model
+    from facesearch.models.reference import REFERENCE_FILE, REFERENCE_ONNX
+
+    onnx, _ = load_model(REFERENCE_ONNX)
+    torch_form, _ = load_model(REFERENCE_FILE, "cpu")
+    cosine = float(np.sum(onnx.embed_faces(faces) * torch_form.embed_faces(faces), axis=1).min())
+    rows = []
+    for batch in (1, 16, 64):
+        row = {"batch": batch}
+        for name, encoder in (("onnxruntime", onnx), ("torch", torch_form)):
+            n = max(batch, 256 // batch * batch)
+            chunk = faces[:batch]
+            encoder.embed_faces(chunk)
+            start = time.perf_counter()
+            for _ in range(n // batch):
+                encoder.embed_faces(chunk)
+            row[f"{name}_faces_per_s"] = round(n / (time.perf_counter() - start), 1)
+        row["ratio"] = round(row["onnxruntime_faces_per_s"] / row["torch_faces_per_s"], 2)
+        rows.append(row)
+    return {"runtime": onnx.runtime, "faces_compared": len(faces), "min_cosine": cosine, "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    os.environ.pop("FACESEARCH_MODEL", None)
+    import numpy as np
+
+    from facesearch.datasets import face_loader
+    from facesearch.engine import Gallery
+
+    home = Path(tempfile.mkdtemp(prefix="facesearch-answering-")) / "home"
+    probe = sorted((CFP / "verification" / "unknown_dev").glob("*.jpg"))[0]
+    with Gallery(home) as gallery:
+        report = gallery.enroll(CFP / "verification" / "known")
+        faces = np.concatenate([b.images for b in face_loader(
+            sorted((CFP / "verification" / "known").glob("*/*.jpg"))[:128], gallery.preparer(gallery.encoder()))])
+        results = {
+            "gallery": {"data": f"{CFP_NAME}/verification/known", "faces": report.faces,
+                        "model": "facesearch/models/reference.onnx", "fingerprint": gallery.info()["model"]["fingerprint"]},
+            "warm": warm(gallery, probe),
+        }
+    results["cold"] = cold(home, probe, args.runs)
+    results["embed"] = embedding(faces)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "answering.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "answering.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+def markdown(r: dict) -> str:
+    lines = ["# Answering speed (benchmarks/answering.py)", "",
+             f"Gallery: {r['gallery']['faces']} faces of `{r['gallery']['data']}`, shipped reference (ONNX).", "",
+             "| cold command (new process) | median s | min s |", "|---|---|---|"]
+    lines += [f"| `{k}` | {v['median_s']} | {v['min_s']} |" for k, v in r["cold"].items()]
+    w = r["warm"]
+    lines += ["", "| warm query (in process), median ms | whole | prepare (decode, detect, align) | embed | search |",
+              "|---|---|---|---|---|", f"| one probe photo | {w['query_ms']} | {w['prepare_ms']} | {w['embed_ms']} | {w['search_ms']} |"]
+    e = r["embed"]
+    lines += ["", f"Embedding, same encoder: onnxruntime (runner: {e['runtime']}) against torch; minimum cosine "
+              f"between their embeddings of {e['faces_compared']} aligned faces: {e['min_cosine']:.7f}.", "",
+              "| batch | onnxruntime faces/s | torch faces/s | ratio |", "|---|---|---|---|"]
+    lines += [f"| {row['batch']} | {row['onnxruntime_faces_per_s']} | {row['torch_faces_per_s']} | {row['ratio']} |" for row in e["rows"]]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
