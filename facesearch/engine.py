@@ -39,7 +39,7 @@ from facesearch.answers import (
 from facesearch.datasets import face_loader
 from facesearch.devices import runtime_device
 from facesearch.encoders import FaceEncoder, copy_model, load_model, model_copy_name
-from facesearch.errors import GalleryError, ImageError, InputError, ModelError
+from facesearch.errors import GalleryError, ImageError, InputError, ModelError, UnknownIdentity
 from facesearch.face_finding.prepare import FacePreparer, preparer_for
 from facesearch.home import Home
 from facesearch.imaging import content_hash, decode, read_bytes
@@ -482,7 +482,7 @@ class Gallery:
             index = self.index.synced() if bound else None
             removed = self.store.remove_identity(identity)
             if removed is None:
-                raise InputError(f"no identity {identity!r} in the gallery")
+                raise UnknownIdentity(f"no identity {identity!r} in the gallery")
             ids, revision = removed
             if index is not None:
                 self.index.removed(index, ids, revision)

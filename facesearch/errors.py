@@ -34,5 +34,9 @@ class InputError(FaceSearchError):
     """A bad argument or input folder (missing, empty, reserved identity name...)."""
 
 
+class UnknownIdentity(InputError):
+    """An identity the gallery does not hold (remove: HTTP 404)."""
+
+
 class StorageError(FaceSearchError):
     """A write the disk refused (no space left): nothing half-written is kept."""

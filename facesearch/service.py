@@ -29,7 +29,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import OperationalError
 
 from facesearch.engine import Gallery
-from facesearch.errors import Busy, FaceSearchError, GalleryError, ImageError, InputError, StorageError
+from facesearch.errors import (
+    Busy,
+    FaceSearchError,
+    GalleryError,
+    ImageError,
+    InputError,
+    StorageError,
+    UnknownIdentity,
+)
 from facesearch.fileio import atomic_write
 from facesearch.imaging import content_hash
 from facesearch.layouts import LabelledImage, check_identity
@@ -76,8 +84,10 @@ def create_app(gallery: Gallery, token: str | None = None, max_upload_mb: float 
     ) -> dict[str, Any]:
         name = check_identity(identity)
         saved = save_uploads(gallery, name, file)
-        report = gallery.enroll_images([LabelledImage(name, path) for path in saved])
-        forget_unused(gallery, saved)
+        try:
+            report = gallery.enroll_images([LabelledImage(name, path) for path in saved])
+        finally:
+            forget_unused(gallery, saved)
         return _renamed(report.to_dict(), {str(path): upload for path, upload in saved.items()})
 
     @app.get("/v1/identities", dependencies=[authorised], summary="Enrolled people and their number of faces.")
@@ -86,8 +96,6 @@ def create_app(gallery: Gallery, token: str | None = None, max_upload_mb: float 
 
     @app.delete("/v1/identities/{identity}", dependencies=[authorised], summary="Delete a person and all their data.")
     def remove(identity: str) -> dict[str, Any]:
-        if identity not in {row["identity"] for row in gallery.identities()}:
-            raise HTTPException(404, f"no identity {identity!r} in the gallery")
         return {"removed": identity, "faces": gallery.remove(identity)}
 
     @app.get("/v1/info", dependencies=[authorised], summary="The gallery: model, counts, threshold, index.")
@@ -191,6 +199,8 @@ def status_of(exc: FaceSearchError) -> int:
     """The HTTP status of a failure the CLI reports with exit 1."""
     if isinstance(exc, Busy):
         return 503
+    if isinstance(exc, UnknownIdentity):
+        return 404
     if isinstance(exc, StorageError):
         return 507
     if isinstance(exc, (ImageError, InputError)):
