@@ -199,3 +199,28 @@ def test_serve_over_real_http_while_the_cli_enrolls(home: Path, faces_dir: Path,
         assert info["faces"] == 24 + 18 + 1 and info["identities"] == 8 + 6 + 1
     after = subprocess.run([sys.executable, "-m", "facesearch.cli.main", "info", "--json"], env=env, capture_output=True, text=True)
     assert json.loads(after.stdout)["faces"] == 43
+
+
+def test_a_30_mb_upload_gets_413_under_the_default_limit(gallery: Gallery) -> None:
+    client = TestClient(create_app(gallery, TOKEN), raise_server_exceptions=False)  # 10 MB
+    response = client.post("/v1/query", files={"file": ("big.jpg", b"\xff" * (30 * 2**20), "image/jpeg")}, headers=AUTH)
+    assert response.status_code == 413 and "10 MB" in response.json()["error"]
+
+
+def test_a_write_while_another_process_holds_the_gallery_waits_then_answers_503(home: Path, faces_dir: Path) -> None:
+    from facesearch.locking import GalleryLock
+
+    with Gallery(home, lock_timeout=0.5) as g:
+        g.enroll(faces_dir)
+        client = TestClient(create_app(g, TOKEN), raise_server_exceptions=False)
+        other = GalleryLock(home / "gallery.lock")  # a long CLI enroll, say
+        other.acquire()
+        try:
+            busy = client.delete("/v1/identities/person_0001", headers=AUTH)
+            assert busy.status_code == 503 and "held" in busy.json()["error"]
+            probe = faces_dir / "person_0004" / "0001.jpg"
+            assert client.post("/v1/query", files=photo(probe), headers=AUTH).json()["identity"] == "person_0004"
+        finally:
+            other.release()
+        assert client.delete("/v1/identities/person_0001", headers=AUTH).json() == {"removed": "person_0001", "faces": 3}
+        assert g.store.counts() == (7, 21)
