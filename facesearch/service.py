@@ -83,11 +83,12 @@ def create_app(gallery: Gallery, token: str | None = None, max_upload_mb: float 
         file: Annotated[list[UploadFile], File(description="One or more photos.")],
     ) -> dict[str, Any]:
         name = check_identity(identity)
-        saved = save_uploads(gallery, name, file)
-        try:
-            report = gallery.enroll_images([LabelledImage(name, path) for path in saved])
-        finally:
-            forget_unused(gallery, saved)
+        with gallery.lock:  # two requests with the same photo: one keeps it, neither loses it
+            saved = save_uploads(gallery, name, file)
+            try:
+                report = gallery.enroll_images([LabelledImage(name, path) for path in saved])
+            finally:
+                forget_unused(gallery, saved)
         return _renamed(report.to_dict(), {str(path): upload for path, upload in saved.items()})
 
     @app.get("/v1/identities", dependencies=[authorised], summary="Enrolled people and their number of faces.")
