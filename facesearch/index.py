@@ -15,6 +15,7 @@ that does not check out is rebuilt from the database.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -22,7 +23,7 @@ import struct
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import faiss
 import numpy as np
@@ -32,6 +33,24 @@ from facesearch.fileio import atomic_write
 from facesearch.store import GalleryState
 
 log = logging.getLogger(__name__)
+
+FEW_QUERIES = 8
+"""A search of this many queries or fewer runs on one OpenMP thread: waking FAISS's threads
+costs more than the search, and right after onnxruntime has run (whose threads still spin)
+it cost 4 ms instead of 0.05 for one query on 600 faces (benchmarks/answering.py)."""
+
+
+@contextlib.contextmanager
+def _few_threads(few: bool) -> Iterator[None]:
+    if not few:
+        yield
+        return
+    threads = faiss.omp_get_max_threads()  # OpenMP keeps the count per calling thread
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 MAGIC = b"FSINDEX1"
 
@@ -245,7 +264,8 @@ class FaceIndex:
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         k = max(1, min(k, max(self.ntotal, 1)))
-        scores, ids = self._searcher().search(queries, k)
+        with _few_threads(len(queries) <= FEW_QUERIES):
+            scores, ids = self._searcher().search(queries, k)
         return np.clip(scores, -1.0, 1.0, out=scores), ids
 
     def _searcher(self) -> faiss.Index:

@@ -56,4 +56,4 @@ def export_reference(
         target.unlink()
         raise ModelError(f"{source}: {size / 2**20:.1f} MB in fp16, over the {MAX_BYTES / 2**20:.0f} MB limit")
     exported = export_onnx(target, target.with_suffix(".onnx"), check)
-    return {"fingerprint": fp, "onnx_fingerprint": exported["fingerprint"], **exported}
+    return {**exported, "fingerprint": fp, "onnx_fingerprint": exported["fingerprint"]}
