@@ -42,6 +42,8 @@ def test_wheel_holds_cli_and_migrations(wheel: zipfile.ZipFile) -> None:
         "facesearch/models/reference.pt",
         "facesearch/models/reference.onnx",
         "facesearch/models/reference.onnx.json",
+        "facesearch/service.py",
+        "facesearch/page/index.html",
     ]:
         assert required in names, required
     assert not any(n.startswith(("cli/", "migrations/", "tests/")) for n in names)
