@@ -259,7 +259,7 @@ class Gallery:
 
     def enroll(
         self,
-        source: str | Path,
+        source: str | Path | list[LabelledImage],
         model: str | Path | None = None,
         batch_size: int = 64,
         workers: int | None = None,
@@ -267,26 +267,12 @@ class Gallery:
         progress: Progress = _no_progress,
         flip: bool | None = None,
     ) -> EnrollReport:
-        """Embed and store every new image of a gallery folder; already-enrolled content
-        (by SHA-256 of the file) is skipped, bad files are reported and the rest goes on."""
-        images, problems = gallery_images(source)
-        return self.enroll_images(images, problems, model, batch_size, workers, commit_every, progress, flip)
-
-    def enroll_images(
-        self,
-        images: list[LabelledImage],
-        problems: list[Problem] | None = None,
-        model: str | Path | None = None,
-        batch_size: int = 64,
-        workers: int | None = None,
-        commit_every: int = 2048,
-        progress: Progress = _no_progress,
-        flip: bool | None = None,
-    ) -> EnrollReport:
-        """``enroll`` of images already listed with their identities (``problems``: files
-        the listing refused, reported as failed)."""
+        """Embed and store every new image of a gallery folder (or of images already listed
+        with their identities: serve's uploads); already-enrolled content (by SHA-256 of the
+        file) is skipped, bad files are reported and the rest goes on."""
+        images, problems = gallery_images(source) if isinstance(source, (str, Path)) else (list(source), [])
         start = time.perf_counter()
-        report = EnrollReport(failed=list(problems or []))
+        report = EnrollReport(failed=list(problems))
         encoder = self.bind_encoder(model, flip)
         preparer = self.preparer(encoder)
         if self.detector is not None:  # later queries prepare faces the same way

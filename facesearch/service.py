@@ -86,7 +86,7 @@ def create_app(gallery: Gallery, token: str | None = None, max_upload_mb: float 
         with gallery.lock:  # two requests with the same photo: one keeps it, neither loses it
             saved = save_uploads(gallery, name, file)
             try:
-                report = gallery.enroll_images([LabelledImage(name, path) for path in saved])
+                report = gallery.enroll([LabelledImage(name, path) for path in saved])
             finally:
                 forget_unused(gallery, saved)
         return _renamed(report.to_dict(), {str(path): upload for path, upload in saved.items()})
