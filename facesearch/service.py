@@ -54,7 +54,6 @@ def create_app(gallery: Gallery, token: str | None = None, max_upload_mb: float 
     """The HTTP app over ``gallery``; ``token``: the bearer token every ``/v1`` call needs
     (None: no token, for loopback use only, which ``serve`` enforces)."""
     app = FastAPI(title="facesearch", summary="Face search over HTTP: query, enroll, list and remove people.")
-    app.state.gallery = gallery
     app.add_middleware(UploadLimit, max_bytes=int(max_upload_mb * 2**20))
     _error_handlers(app)
     authorised = Depends(_bearer(token))
