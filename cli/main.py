@@ -72,6 +72,16 @@ HomeOption = Annotated[
         show_default=False,
     ),
 ]
+DatabaseOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--database-url",
+        envvar="FACESEARCH_DATABASE_URL",
+        help="The gallery database, as an SQLAlchemy URL: postgresql://USER@HOST/DB (the postgres "
+        "extra) or sqlite:///PATH [default: gallery.db in the home]. The index and model copies stay in the home.",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 DeviceOption = Annotated[
     str, typer.Option("--device", help="Where the encoder runs: auto, cpu or cuda.")
@@ -193,10 +203,12 @@ def progress_bars() -> Iterator[Callable[..., None]]:
         yield update
 
 
-def open_gallery(home: Path | None, device: str = "auto", detector: str | None = None) -> Any:
+def open_gallery(
+    home: Path | None, database_url: str | None = None, device: str = "auto", detector: str | None = None
+) -> Any:
     from facesearch.engine import Gallery
 
-    return Gallery(home, device=None if device == "auto" else device, detector=detector)
+    return Gallery(home, database_url, device=None if device == "auto" else device, detector=detector)
 
 
 @app.command()
@@ -229,6 +241,7 @@ def enroll(
     no_detect: NoDetectOption = False,
     device: DeviceOption = "auto",
     home: HomeOption = None,
+    database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Embed, store and index every new image of a gallery folder (incremental); from each
@@ -237,7 +250,7 @@ def enroll(
     with failures(as_json):
         if reembed and model is None:
             raise typer.BadParameter("--reembed needs --model", param_hint="--reembed")
-        with open_gallery(home, device, chosen) as gallery, progress_bars() as progress:
+        with open_gallery(home, database_url, device, chosen) as gallery, progress_bars() as progress:
             if index_kind is not None:
                 gallery.set_index(index_kind.value)
             reembedded = gallery.reembed(model, batch_size, workers, progress, flip) if reembed else 0
@@ -280,13 +293,14 @@ def query(
     no_detect: NoDetectOption = False,
     device: DeviceOption = "auto",
     home: HomeOption = None,
+    database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Who is in this photo? For every face, the best identity, or n000000 when no one
     scores above the threshold; the top-level answer is the largest face's."""
     chosen = detector_choice(detector, no_detect)
     with failures(as_json):
-        with open_gallery(home, device, chosen) as gallery:
+        with open_gallery(home, database_url, device, chosen) as gallery:
             result = gallery.query(image, top_k, model, max_faces, min_face).to_dict()
         emit(as_json, result, _print_query)
 
@@ -310,20 +324,21 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Server processes (each loads the gallery).")] = 1,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest request body; over it: 413.")] = 10.0,
     home: HomeOption = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Serve the gallery over HTTP: the /v1 API (the CLI's JSON), a search page at /, docs at
     /docs. Every /v1 call needs `Authorization: Bearer $FACESEARCH_TOKEN` when it is set."""
     with failures(False):
         from facesearch.service import serve as run_server
 
-        run_server(home, host, port, workers, max_upload_mb)
+        run_server(home, host, port, workers, max_upload_mb, database_url)
 
 
 @app.command()
-def identities(home: HomeOption = None, as_json: JsonOption = False) -> None:
+def identities(home: HomeOption = None, database_url: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """List enrolled identities with their number of faces."""
     with failures(as_json):
-        with open_gallery(home) as gallery:
+        with open_gallery(home, database_url) as gallery:
             result = {"identities": gallery.identities()}
 
         def human(r: dict[str, Any]) -> None:
@@ -337,11 +352,12 @@ def identities(home: HomeOption = None, as_json: JsonOption = False) -> None:
 def remove(
     identity: Annotated[str, typer.Argument(help="The identity to delete, with all their faces.")],
     home: HomeOption = None,
+    database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Delete a person: their rows, embeddings and index vectors (none of their data remains)."""
     with failures(as_json):
-        with open_gallery(home) as gallery:
+        with open_gallery(home, database_url) as gallery:
             result = {"removed": identity, "faces": gallery.remove(identity)}
         emit(as_json, result, lambda r: typer.echo(f"removed {r['removed']} ({r['faces']} faces)"))
 
@@ -353,11 +369,12 @@ def threshold(
         typer.Argument(min=-1.0, max=1.0, help="New threshold (cosine similarity); omit to show."),
     ] = None,
     home: HomeOption = None,
+    database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show, or set, the similarity below which a query answers n000000."""
     with failures(as_json):
-        with open_gallery(home) as gallery:
+        with open_gallery(home, database_url) as gallery:
             if value is not None:
                 gallery.set_threshold(value)
             result = {"threshold": gallery.threshold}
@@ -376,11 +393,12 @@ def index_settings(
         Optional[int], typer.Option(min=1, help="HNSW: search beam width (recall vs speed).")
     ] = None,
     home: HomeOption = None,
+    database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show, or choose, the gallery's search index; a new kind is built at once."""
     with failures(as_json):
-        with open_gallery(home) as gallery:
+        with open_gallery(home, database_url) as gallery:
             params = {k: v for k, v in {"nprobe": nprobe, "ef_search": ef_search}.items() if v is not None}
             if kind is not None or params:
                 gallery.set_index(kind.value if kind else gallery.index_spec.kind, **params)
@@ -394,10 +412,10 @@ def index_settings(
 
 
 @app.command()
-def info(home: HomeOption = None, as_json: JsonOption = False) -> None:
+def info(home: HomeOption = None, database_url: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """Gallery summary: model, counts, threshold, index state, device."""
     with failures(as_json):
-        with open_gallery(home) as gallery:
+        with open_gallery(home, database_url) as gallery:
             result = gallery.info()
 
         def human(r: dict[str, Any]) -> None:
@@ -446,6 +464,7 @@ def bench(
     no_detect: NoDetectOption = False,
     device: DeviceOption = "auto",
     home: HomeOption = None,
+    database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Accuracy: open-set 1:N on the enrolled gallery (PROBES), 1:1 pairs (--pairs --images),
@@ -471,12 +490,12 @@ def bench(
         elif pairs is not None:
             from facesearch.bench import run_pairs
 
-            encoder, preparer = _pairs_encoder(model, home, device, flip, chosen)
+            encoder, preparer = _pairs_encoder(model, home, database_url, device, flip, chosen)
             result = run_pairs(encoder, pairs, images, batch_size, workers, report, preparer)  # type: ignore[arg-type]
         else:
             from facesearch.bench import run_open_set, write_submission
 
-            with open_gallery(home, device, chosen) as gallery:
+            with open_gallery(home, database_url, device, chosen) as gallery:
                 if submission is not None:
                     result = write_submission(gallery, probes, submission, model, batch_size, workers)
                 else:
@@ -487,7 +506,8 @@ def bench(
 
 
 def _pairs_encoder(
-    model: Path | None, home: Path | None, device: str, flip: bool | None, detector: str | None
+    model: Path | None, home: Path | None, database_url: str | None, device: str, flip: bool | None,
+    detector: str | None,
 ) -> tuple[Any, Any]:
     """(``--model``, or else the gallery's own encoder, with ``flip`` overriding its flip
     setting; how its faces are prepared: ``detector``, else the gallery's, else mtcnn)."""
@@ -496,7 +516,7 @@ def _pairs_encoder(
 
     enrolled_with = None
     if model is None:
-        with open_gallery(home, device) as gallery:
+        with open_gallery(home, database_url, device) as gallery:
             model = gallery.bound_model_file()
             enrolled_with = gallery.store.gallery().detector
     encoder = load_model(model, None if device == "auto" else device, flip)[0]

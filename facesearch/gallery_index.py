@@ -129,8 +129,17 @@ class GalleryIndex:
                 self._index = self._reconcile(self._new(self.store.state(), index.spec))
             else:
                 index.add(np.asarray(ids, dtype=np.int64), vectors)
-                index.stamp = replace(index.stamp, revision=revision)
+                self._advance(index, revision)
             self._dirty = True
+
+    @staticmethod
+    def _advance(index: FaceIndex, revision: int) -> None:
+        """Stamp ``index`` with the revision of the change just applied to it, if it held
+        every change before that one. Homes sharing one database (PostgreSQL) do not share a
+        lock: another home's commit may have slipped in between, and then the index stays
+        stamped older, to be reconciled by ids on its next use."""
+        if revision == index.stamp.revision + 1:
+            index.stamp = replace(index.stamp, revision=revision)
 
     def removed(self, index: FaceIndex, ids: list[int], revision: int) -> None:
         """Faces just deleted from the database, out of ``index``; then saved (a kind that
@@ -138,7 +147,7 @@ class GalleryIndex:
         with self.memory:
             if index.spec.removes:
                 index.remove(np.asarray(ids, dtype=np.int64))
-                index.stamp = replace(index.stamp, revision=revision)
+                self._advance(index, revision)
             self._dirty = True
         self.save()
 

@@ -1,8 +1,13 @@
 """The gallery database: the source of truth, embeddings included.
 
-SQLAlchemy 2.x over SQLite by default (any SQLAlchemy URL works). The schema is owned by the
+SQLAlchemy 2.x over SQLite by default; PostgreSQL through psycopg 3 (``postgresql://...``, the
+``postgres`` extra); any other SQLAlchemy URL is used as given. The schema is owned by the
 Alembic migrations in ``facesearch.migrations`` and is brought up to date on open; a
 database written by a newer facesearch is refused rather than misread.
+
+Writers serialise on the gallery row (``SELECT ... FOR UPDATE`` where the database has row
+locks): homes on several machines may share one PostgreSQL database, and two of them enrolling
+the same new person or photo at once must not both insert it. SQLite has one writer anyway.
 
 Every change to the set of faces bumps ``gallery.revision`` in the same transaction, so the
 FAISS index (derived data) can tell whether it reflects the database it sits beside.
@@ -35,8 +40,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from facesearch.errors import GalleryError
@@ -134,23 +139,50 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 (DB-API 
     cursor.close()
 
 
+CONNECT_TIMEOUT = 10
+"""Seconds to wait for a database server before saying it does not answer."""
+
+
+def database_url(url: str) -> URL:
+    """A user's database URL as SQLAlchemy should open it: ``postgresql://`` means psycopg 3
+    (what the ``postgres`` extra installs), not SQLAlchemy's default driver, psycopg2."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise GalleryError(f"not a database URL: {url!r} (e.g. sqlite:///PATH or postgresql://USER@HOST/DB)") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
 class Store:
     """Typed access to the gallery database; one instance per process."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        parsed = make_url(url)
-        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        parsed = database_url(url)
+        self.backend = parsed.get_backend_name()
+        self.is_sqlite = self.backend == "sqlite"
         if self.is_sqlite and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             private_file(Path(parsed.database))
-        self.engine: Engine = create_engine(url, connect_args=self._connect_args())
+        try:
+            self.engine: Engine = create_engine(parsed, connect_args=self._connect_args(), pool_pre_ping=not self.is_sqlite)
+        except ModuleNotFoundError as exc:
+            extra = ": pip install 'facesearch[postgres]'" if self.backend == "postgresql" else ""
+            raise GalleryError(f"the database driver for {self.safe_url} is not installed ({exc.name}){extra}") from None
+        except NoSuchModuleError:
+            raise GalleryError(f"no SQLAlchemy dialect for {self.safe_url}") from None
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def _connect_args(self) -> dict:
-        return {"timeout": 30} if self.is_sqlite else {}
+        if self.is_sqlite:
+            return {"timeout": 30}
+        if self.backend == "postgresql":
+            return {"connect_timeout": CONNECT_TIMEOUT, "application_name": "facesearch"}
+        return {}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -173,18 +205,22 @@ class Store:
 
                 upgrade(self.engine)
         except OperationalError as exc:
-            raise GalleryError(f"cannot open the gallery database {self.safe_url}: {exc.orig}") from None
-        with self.session() as session:
-            if session.get(GalleryRow, 1) is None:
-                session.add(
-                    GalleryRow(
-                        id=1,
-                        uuid=str(uuid.uuid4()),
-                        threshold=DEFAULT_THRESHOLD,
-                        threshold_source="default",
-                        revision=0,
+            reason = " ".join(str(exc.orig).split())  # one line: servers' messages span several
+            raise GalleryError(f"cannot open the gallery database {self.safe_url}: {reason}") from None
+        try:
+            with self.session() as session:
+                if session.get(GalleryRow, 1) is None:
+                    session.add(
+                        GalleryRow(
+                            id=1,
+                            uuid=str(uuid.uuid4()),
+                            threshold=DEFAULT_THRESHOLD,
+                            threshold_source="default",
+                            revision=0,
+                        )
                     )
-                )
+        except IntegrityError:
+            pass  # another process (another home on a shared database) created it first
 
     @property
     def safe_url(self) -> str:
@@ -267,6 +303,7 @@ class Store:
         Returns (ids, the faces inserted, the new revision).
         """
         with self.session() as session:
+            self._writing(session)
             present = set(
                 session.scalars(
                     select(Face.content_hash).where(
@@ -309,6 +346,12 @@ class Store:
         return existing
 
     @staticmethod
+    def _writing(session: Session) -> None:
+        """Take the gallery row for this transaction: the one place writers queue (see the
+        module's docstring). A no-op on SQLite, whose writers are already one at a time."""
+        session.execute(select(GalleryRow.id).where(GalleryRow.id == 1).with_for_update())
+
+    @staticmethod
     def _bump(session: Session) -> int:
         session.execute(
             update(GalleryRow)
@@ -321,6 +364,7 @@ class Store:
         """Delete a person and all their faces: (removed face ids, new revision), or None
         if there is no such identity."""
         with self.session() as session:
+            self._writing(session)
             ident = session.scalar(select(Identity.id).where(Identity.name == name))
             if ident is None:
                 return None
@@ -332,10 +376,16 @@ class Store:
         return ids, revision
 
     def compact_journal(self) -> None:
-        """Fold the WAL into the database and truncate it, so deleted rows leave no copy there."""
+        """Leave no copy of deleted rows where this process can reach: SQLite folds its WAL
+        into the database and truncates it (secure_delete has zeroed the pages); PostgreSQL
+        vacuums the two tables, so the dead rows' space is pruned and reused. (A server's
+        WAL archive and backups are its administrator's to expire.)"""
         if self.is_sqlite:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        elif self.backend == "postgresql":
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM faces, identities")
 
     def snapshot_ids(self) -> tuple[GalleryState, np.ndarray]:
         """The gallery state and every face id, read in one transaction (a consistent pair)."""
@@ -369,6 +419,7 @@ class Store:
     ) -> None:
         """Swap every embedding and the bound encoder in one transaction (all or nothing)."""
         with self.session() as session:
+            self._writing(session)
             for face_id, vector in zip(ids, np.ascontiguousarray(vectors, dtype=np.float32)):
                 session.execute(
                     update(Face).where(Face.id == int(face_id)).values(embedding=vector.tobytes())

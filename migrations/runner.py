@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from facesearch.errors import GalleryError
@@ -34,19 +35,27 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+SCHEMA_LOCK = 0x66616365  # "face": the advisory lock key migrations take on PostgreSQL
+
+
 def upgrade(engine: Engine) -> None:
-    """Upgrade to head; a revision unknown to our scripts means a newer facesearch wrote it."""
+    """Upgrade to head; a revision unknown to our scripts means a newer facesearch wrote it.
+
+    On PostgreSQL, several machines may open a new database at once: the first to take the
+    advisory lock migrates, the others then find it at head."""
     config = alembic_config()
     script = ScriptDirectory.from_config(config)
-    current = current_revision(engine)
-    known = {rev.revision for rev in script.walk_revisions()}
-    if current is not None and current not in known:
-        raise GalleryError(
-            f"the gallery database has schema revision {current}, which this facesearch does "
-            "not know: it was written by a newer version; upgrade facesearch to open it"
-        )
-    if current == script.get_current_head():
-        return
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        current = MigrationContext.configure(conn).get_current_revision()
+        known = {rev.revision for rev in script.walk_revisions()}
+        if current is not None and current not in known:
+            raise GalleryError(
+                f"the gallery database has schema revision {current}, which this facesearch does "
+                "not know: it was written by a newer version; upgrade facesearch to open it"
+            )
+        if current == script.get_current_head():
+            return
         config.attributes["connection"] = conn
         command.upgrade(config, "head")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from facesearch.cli.main import app
 from typer.testing import CliRunner, Result
 
 from facesearch.synthetic import write_dataset
+from tests import postgres
+from tests.postgres import PostgresServer
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 CFP = DATASETS / "cfp-dev"
@@ -51,6 +54,29 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FACESEARCH_HOME", str(path))
     monkeypatch.delenv("FACESEARCH_DATABASE_URL", raising=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole run (skips where none can be started)."""
+    reason = postgres.why_not()
+    if reason:
+        pytest.skip(reason)
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The engine's tests run on both databases: SQLite in the home, and a fresh database on a
+    real PostgreSQL server, chosen the way a user chooses it ($FACESEARCH_DATABASE_URL), so
+    Gallery(home) and the CLI, in this process or a child, open it."""
+    if request.param == "sqlite":
+        return f"sqlite:///{home / 'gallery.db'}"
+    url = request.getfixturevalue("postgres_server").url()
+    monkeypatch.setenv("FACESEARCH_DATABASE_URL", url)
+    return url
 
 
 def cli(*args: Any) -> Result:

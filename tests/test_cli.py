@@ -9,6 +9,7 @@ import pytest
 from facesearch import UNKNOWN
 from tests import badfiles
 from tests.conftest import cli, cli_json
+from tests.postgres import PostgresServer
 
 
 def test_full_cycle_with_contract_keys(home: Path, faces_dir: Path) -> None:
@@ -236,3 +237,16 @@ def test_a_home_and_every_file_in_it_are_private_whatever_the_umask(home: Path, 
     warnings = cli_json("info")["warnings"]
     assert "gallery.db is readable by others" in warnings[0]  # (and its WAL and shared memory, now open)
     assert all("readable by others" in w for w in warnings)
+
+
+def test_database_url_option_puts_the_gallery_on_postgresql(
+    home: Path, faces_dir: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.url()
+    assert cli_json("enroll", faces_dir, "--database-url", url)["enrolled"] == 24
+    assert not (home / "gallery.db").exists()  # the home keeps only the index, lock and models
+    assert cli_json("info", "--database-url", url)["database"] == url
+    answer = cli_json("query", faces_dir / "person_0005" / "0002.jpg", "--database-url", url)
+    assert answer["identity"] == "person_0005"
+    assert cli_json("remove", "person_0005", "--database-url", url) == {"removed": "person_0005", "faces": 3}
+    assert cli_json("info")["faces"] == 0  # without the option: the home's own (new, empty) SQLite

@@ -8,23 +8,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from facesearch.engine import Gallery
 from facesearch.index import FaceIndex
 from facesearch.synthetic import write_dataset
+from tests.postgres import PostgresServer
 
 
-def test_two_enrolls_at_once(tmp_path: Path) -> None:
+def _enroll_two_overlapping_folders_at_once(tmp_path: Path, homes: tuple[Path, Path]) -> list[Path]:
+    """Two enroll processes (one per home) on folders that share 3 people; returns the folders."""
     a, b = tmp_path / "a", tmp_path / "b"
     write_dataset(a, identities=6, images_per_identity=4, seed=21)
     write_dataset(b, identities=6, images_per_identity=4, seed=21, first_identity=3)  # overlaps a
-    home = tmp_path / "home"
-    env = {**os.environ, "FACESEARCH_HOME": str(home)}
     # one small transaction per batch, so the two writers really interleave
     command = [sys.executable, "-m", "facesearch.cli.main", "enroll", "--json"]
     command += ["--batch-size", "4", "--commit-every", "4"]
     procs = [
-        subprocess.Popen([*command, str(src)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for src in (a, b)
+        subprocess.Popen([*command, str(src)], env={**os.environ, "FACESEARCH_HOME": str(home)},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for src, home in zip((a, b), homes)
     ]
     outs = [p.communicate(timeout=300) for p in procs]
     for proc, (out, err) in zip(procs, outs):
@@ -33,12 +36,33 @@ def test_two_enrolls_at_once(tmp_path: Path) -> None:
     unique = len({p.read_bytes() for p in [*a.glob("*/*.jpg"), *b.glob("*/*.jpg")]})
     assert sum(r["enrolled"] for r in reports) == unique == 36
     assert sum(r["skipped"] for r in reports) == 48 - 36
+    return [a, b]
+
+
+def _gallery_holds_both(home: Path, folders: list[Path]) -> None:
+    a, b = folders
     with Gallery(home) as g:
         assert g.store.counts() == (9, 36)
-        assert g.info()["index"]["up_to_date"]
-        assert FaceIndex.load(home / "index.faiss").ntotal == 36
         for path in [a / "person_0000" / "0000.jpg", b / "person_0008" / "0003.jpg"]:
             assert g.query(path).identity == path.parent.name
+        assert g.info()["index"]["up_to_date"]
+    assert FaceIndex.load(home / "index.faiss").ntotal == 36
+
+
+def test_two_enrolls_at_once(tmp_path: Path, home: Path, database: str) -> None:
+    _gallery_holds_both(home, _enroll_two_overlapping_folders_at_once(tmp_path, (home, home)))
+
+
+def test_two_homes_enrolling_into_one_postgres_database(tmp_path: Path, postgres_server: PostgresServer,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two machines sharing one PostgreSQL gallery (each with its own home: index, lock): no
+    home lock between them, so the database's row lock alone must keep the same new person and
+    the same photo from being inserted twice; each home's index then catches up on open."""
+    monkeypatch.setenv("FACESEARCH_DATABASE_URL", postgres_server.url())
+    homes = (tmp_path / "machine-1", tmp_path / "machine-2")
+    folders = _enroll_two_overlapping_folders_at_once(tmp_path, homes)
+    for home in homes:
+        _gallery_holds_both(home, folders)
 
 
 QUERY_LOOP = """

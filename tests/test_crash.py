@@ -8,6 +8,7 @@ import pytest
 
 from facesearch.synthetic import write_dataset
 from tests.crash import crash_once, run
+from tests.postgres import PostgresServer
 
 
 @pytest.fixture(scope="module")
@@ -30,3 +31,20 @@ def test_a_killed_command_loses_nothing_and_finishes_when_run_again(
     expected = 40 if operation == "remove" else 48
     result = crash_once(operation, source, home, delay, expected)
     assert result.problems == [], result
+
+
+@pytest.mark.parametrize("operation, delay, enrolled_first", [("enroll", 5.0, False), ("remove", 3.5, True)])
+def test_a_killed_command_on_postgresql_loses_nothing(
+    source: Path, tmp_path: Path, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch,
+    operation: str, delay: float, enrolled_first: bool,
+) -> None:
+    """The same kill -9 with the gallery on a PostgreSQL server: the server rolls the killed
+    client's open transaction back, and the home's index is reconciled with what committed."""
+    monkeypatch.setenv("FACESEARCH_DATABASE_URL", postgres_server.url())
+    home = tmp_path / "home"
+    if enrolled_first:
+        run(["enroll", str(source)], home)
+    expected = 40 if operation == "remove" else 48
+    result = crash_once(operation, source, home, delay, expected)
+    assert result.problems == [], result
+    assert not (home / "gallery.db").exists()

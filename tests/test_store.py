@@ -14,8 +14,9 @@ from facesearch.errors import GalleryError
 from facesearch.store import NewFace, Store
 
 
-def open_store(tmp_path: Path) -> Store:
-    store = Store(f"sqlite:///{tmp_path / 'g.db'}")
+def open_store(url: str) -> Store:
+    """A migrated store on ``url``: the ``database`` fixture's, SQLite or a real PostgreSQL."""
+    store = Store(url)
     store.migrate()
     return store
 
@@ -24,23 +25,23 @@ def face(name: str, digest: str, dim: int = 4) -> NewFace:
     return NewFace(name, f"/x/{name}/{digest}.jpg", digest, np.ones(dim, np.float32) / 2)
 
 
-def test_open_applies_migrations_to_head(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_open_applies_migrations_to_head(database: str) -> None:
+    store = open_store(database)
     assert current_revision(store.engine) == head_revision() == HEAD  # HEAD: opens without Alembic
     assert {"gallery", "identities", "faces", "alembic_version"} <= set(inspect(store.engine).get_table_names())
     store.migrate()  # idempotent
 
 
-def test_database_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_database_from_a_newer_schema_is_refused(database: str) -> None:
+    store = open_store(database)
     with store.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'f00dcafe9999'"))
     with pytest.raises(GalleryError, match="newer version"):
         Store(store.url).migrate()
 
 
-def test_add_faces_skips_known_content_and_bumps_revision(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_add_faces_skips_known_content_and_bumps_revision(database: str) -> None:
+    store = open_store(database)
     before = store.state().revision
     ids, kept, revision = store.add_faces([face("a", "h1"), face("a", "h2"), face("b", "h1")])
     assert len(ids) == 2 and [f.content_hash for f in kept] == ["h1", "h2"]
@@ -51,16 +52,16 @@ def test_add_faces_skips_known_content_and_bumps_revision(tmp_path: Path) -> Non
     assert store.identities() == [("a", 2)]
 
 
-def test_face_ids_are_never_reused(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_face_ids_are_never_reused(database: str) -> None:
+    store = open_store(database)
     ids, _, _ = store.add_faces([face("a", "h1"), face("a", "h2")])
     store.remove_identity("a")
     new_ids, _, _ = store.add_faces([face("a", "h3")])
     assert new_ids[0] > max(ids)
 
 
-def test_remove_identity(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_remove_identity(database: str) -> None:
+    store = open_store(database)
     ids, _, _ = store.add_faces([face("a", "h1"), face("b", "h2")])
     removed, revision = store.remove_identity("a")
     assert removed == [ids[0]] and revision == store.state().revision
@@ -68,13 +69,16 @@ def test_remove_identity(tmp_path: Path) -> None:
     assert store.counts() == (1, 1)
 
 
-def test_a_gallery_from_the_first_schema_is_upgraded_with_its_data(tmp_path: Path) -> None:
+def test_a_gallery_from_the_first_schema_is_upgraded_with_its_data(database: str, home: Path) -> None:
     from alembic import command
     from facesearch.migrations.runner import alembic_config
     from sqlalchemy import create_engine
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = create_engine(url)
+    from facesearch.store import database_url
+
+    url = database
+    home.mkdir()  # where the SQLite file goes (Store would make it; this writes before Store)
+    engine = create_engine(database_url(url))
     with engine.begin() as conn:
         config = alembic_config()
         config.attributes["connection"] = conn
@@ -92,3 +96,27 @@ def test_a_gallery_from_the_first_schema_is_upgraded_with_its_data(tmp_path: Pat
     assert store.index_spec() == ("flat", {})
     store.set_index_spec("ivf", {"nprobe": 8})
     assert store.index_spec() == ("ivf", {"nprobe": 8})
+
+
+def test_postgresql_urls_mean_psycopg_3() -> None:
+    from facesearch.store import database_url
+
+    for given in ("postgresql://u@h/db", "postgres://u@h/db"):
+        assert database_url(given).drivername == "postgresql+psycopg"
+    assert database_url("postgresql+psycopg2://u@h/db").drivername == "postgresql+psycopg2"  # as given
+    assert database_url("sqlite:///x.db").drivername == "sqlite"
+
+
+@pytest.mark.parametrize(
+    "url, said",
+    [
+        ("no-scheme-at-all", "not a database URL"),
+        ("nosuchdb://u@h/db", "no SQLAlchemy dialect"),
+        ("postgresql://facesearch@127.0.0.1:1/gallery", "cannot open the gallery database postgresql://facesearch@127.0.0.1:1/gallery: .*127.0.0.1"),
+        ("postgresql://facesearch:secret@db.invalid/gallery", "cannot open the gallery database postgresql://facesearch:\\*\\*\\*@db.invalid/gallery: .*db.invalid"),
+    ],
+)
+def test_a_database_url_that_does_not_connect_is_one_clear_line(url: str, said: str) -> None:
+    with pytest.raises(GalleryError, match=said) as caught:
+        Store(url).migrate()
+    assert "\n" not in str(caught.value) and "secret" not in str(caught.value)
