@@ -13,8 +13,8 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[train,test,postgres]' 2>&1 | grep -v "is ignored: it is neither" || true
-	$(BIN)/python -c "import facesearch.cli.main, faiss, torch, torchvision, psycopg"
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[train,test,postgres,milvus]' 2>&1 | grep -v "is ignored: it is neither" || true
+	$(BIN)/python -c "import facesearch.cli.main, faiss, torch, torchvision, psycopg, pymilvus"
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -103,6 +103,7 @@ class IndexKind(str, Enum):
     flat = "flat"
     ivf = "ivf"
     hnsw = "hnsw"
+    milvus = "milvus"
 
 
 ModelOption = Annotated[
@@ -392,14 +393,24 @@ def index_settings(
     ef_search: Annotated[
         Optional[int], typer.Option(min=1, help="HNSW: search beam width (recall vs speed).")
     ] = None,
+    uri: Annotated[
+        Optional[str],
+        typer.Option(help="milvus: a server (http://HOST:19530) or a Milvus Lite file (*.db) [default: index.milvus.db in the home].",
+                     show_default=False),
+    ] = None,
+    collection: Annotated[
+        Optional[str], typer.Option(help="milvus: the collection [default: facesearch_<gallery uuid>].", show_default=False)
+    ] = None,
     home: HomeOption = None,
     database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show, or choose, the gallery's search index; a new kind is built at once."""
+    """Show, or choose, the gallery's search index; a new kind is built at once (milvus: the
+    milvus extra; the collection is filled from the database)."""
     with failures(as_json):
         with open_gallery(home, database_url) as gallery:
-            params = {k: v for k, v in {"nprobe": nprobe, "ef_search": ef_search}.items() if v is not None}
+            given = {"nprobe": nprobe, "ef_search": ef_search, "uri": uri, "collection": collection}
+            params = {k: v for k, v in given.items() if v is not None}
             if kind is not None or params:
                 gallery.set_index(kind.value if kind else gallery.index_spec.kind, **params)
             result = {"index": gallery.index_info()}

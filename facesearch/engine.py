@@ -95,6 +95,7 @@ class Gallery:
             self.store.migrate()
 
     def close(self) -> None:
+        self.index.close()
         self.store.close()
 
     def __enter__(self) -> "Gallery":
@@ -370,7 +371,7 @@ class Gallery:
     def index_spec(self) -> IndexSpec:
         return self.index.spec
 
-    def set_index(self, kind: str, **params: int) -> IndexSpec:
+    def set_index(self, kind: str, **params: Any) -> IndexSpec:
         """Choose the gallery's index kind and search effort (see GalleryIndex.choose)."""
         return self.index.choose(kind, **params)
 

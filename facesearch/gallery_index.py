@@ -1,4 +1,5 @@
-"""A gallery's search index: derived from its database, kept in memory and in HOME/index.faiss.
+"""A gallery's search index: derived from its database, kept in memory and by its backend
+(HOME/index.faiss for the FAISS kinds, a Milvus collection for ``milvus``).
 
 The database is the source of truth; the index is stamped with the database state it
 describes (gallery uuid, revision, encoder) and repaired from the database whenever the stamp
@@ -20,12 +21,11 @@ from facesearch.errors import GalleryError
 from facesearch.home import Home
 from facesearch.index import (
     FaceIndex,
-    IndexFileError,
+    FaissFile,
     IndexSpec,
     IndexStamp,
     gpu_available,
     ivf_cells,
-    read_stamp,
     training_size,
 )
 from facesearch.locking import GalleryLock
@@ -42,6 +42,7 @@ class GalleryIndex:
         self.memory = threading.RLock()
         self._index: FaceIndex | None = None
         self._dirty = False
+        self._backends: dict[tuple, Any] = {}
 
     @property
     def spec(self) -> IndexSpec:
@@ -52,30 +53,48 @@ class GalleryIndex:
         with self.memory:
             return self._sync()
 
-    def _sync(self) -> FaceIndex:
+    def _sync(self, spec: IndexSpec | None = None) -> FaceIndex:
         state = self.store.state()
         if state.dim is None:
             raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
-        spec = self.spec
+        spec = spec or self.spec
         index = self._index
-        from_disk = index is None
-        if from_disk:
-            index = self._read_file()
-        if (
-            index is None
-            or not index.stamp.same_gallery(state)
-            or index.dim != state.dim
-            or index.spec.kind != spec.kind
-        ):
+        if index is not None and (index.spec.kind, index.spec.place) != (spec.kind, spec.place):
+            index = None  # another kind, or another Milvus collection: that one's own index
+        stored = index is None
+        if stored:
+            index = self.backend(spec).load(state)
+        if index is None or not index.stamp.same_gallery(state) or index.dim != state.dim or index.spec.kind != spec.kind:
             index = self._new(state, spec)
         elif index.spec != spec:
             index.tune(spec)
         if not index.stamp.describes(state):
-            if from_disk and self.home.index.exists():
-                log.warning("index %s does not match the database; repairing it", self.home.index)
+            if stored and index.stamp.revision >= 0:
+                log.warning("index %s does not match the database; repairing it", self.backend(spec).where)
             index = self._reconcile(index)
         self._index = index
         return index
+
+    def backend(self, spec: IndexSpec | None = None) -> Any:
+        """Where an index of ``spec`` (default: the gallery's) is kept: FaissFile or MilvusCollection."""
+        spec = spec or self.spec
+        if spec.kind != "milvus":
+            return FaissFile(self.home.index, self.gpu)
+        uuid = self.store.state().uuid
+        key = (spec.place, uuid)
+        if key not in self._backends:  # one client per place: connecting costs 0.1 s or more
+            from facesearch.milvus_index import MilvusCollection  # pymilvus: the milvus extra
+
+            self._backends[key] = MilvusCollection(spec, self.home, uuid, self.lock.timeout)
+        return self._backends[key]
+
+    def close(self) -> None:
+        """Let go of the backends' connections (a Milvus Lite file is one process's at a time)."""
+        with self.memory:
+            for backend in self._backends.values():
+                backend.close()
+            self._backends.clear()
+            self._index = None
 
     def _new(self, state: GalleryState, spec: IndexSpec) -> FaceIndex:
         """An empty index of the gallery's kind (an IVF one fitted to a sample of its faces)."""
@@ -86,17 +105,8 @@ class GalleryIndex:
             chosen = np.sort(np.random.default_rng(0).choice(db_ids, wanted, replace=False))
             sample = self.store.embeddings(chosen, state.dim)[1]
             log.info("fitting %d IVF cells on %d of %d faces", ivf_cells(size), wanted, size)
-        index = FaceIndex(state.dim, IndexStamp.of(state, state.dim), self.gpu, spec, sample, size)
-        index.stamp = replace(index.stamp, revision=-1)
-        return index
-
-    def _read_file(self) -> FaceIndex | None:
-        try:
-            return FaceIndex.load(self.home.index, self.gpu)
-        except IndexFileError as exc:
-            if self.home.index.exists():
-                log.warning("index %s; rebuilding it from the database", exc)
-            return None
+        stamp = replace(IndexStamp.of(state, state.dim), revision=-1)
+        return self.backend(spec).create(stamp, spec, sample, size)
 
     def _reconcile(self, index: FaceIndex) -> FaceIndex:
         """Add and remove vectors until the index holds exactly the database's faces."""
@@ -168,7 +178,7 @@ class GalleryIndex:
             return
         with self.lock, self.memory:
             index = self.synced()
-            index.save(self.home.index)
+            self.backend(index.spec).save(index)
             self._dirty = False
 
     def for_query(self) -> FaceIndex:
@@ -182,34 +192,38 @@ class GalleryIndex:
                 self.lock.release()
         return index
 
-    def choose(self, kind: str, **params: int) -> IndexSpec:
-        """Set the index kind and search effort; the index is rebuilt now if the kind changed
-        (unset parameters keep their stored or default values; the index file does not hold
-        them, so changing them rewrites nothing)."""
+    def choose(self, kind: str, **params: Any) -> IndexSpec:
+        """Set the index kind and search effort (Milvus: its place); the index is built now if
+        the kind or place changed (unset parameters keep their stored or default values; the
+        index file does not hold search efforts, so changing them rewrites nothing)."""
         current = self.spec
         merged = {**(current.params() if current.kind == kind else {}), **params}
         spec = IndexSpec.parse(kind, merged)
         if spec == current:
             return spec
         with self.lock:
-            self.store.set_index_spec(spec.kind, spec.params())
-            if spec.kind != current.kind and self.store.state().dim is not None:
-                self._dirty = True
-                self.save()  # search parameters alone are applied on the next use
+            if (spec.kind, spec.place) != (current.kind, current.place) and self.store.state().dim is not None:
+                with self.memory:  # built (and saved) before it is chosen: a place that fails changes nothing
+                    index = self._sync(spec)
+                    self.backend(spec).save(index)
+                    self._dirty = False
+            self.store.set_index_spec(spec.kind, spec.params())  # search parameters apply on the next use
         return spec
 
     def rebuild(self) -> int:
         """Rebuild from the database from scratch; returns the vector count."""
         with self.lock, self.memory:
-            self.home.index.unlink(missing_ok=True)
+            self.backend().drop()
             self.reset()
             return self._index.ntotal if self._index else 0
 
     def info(self, state: GalleryState | None = None) -> dict[str, Any]:
         """The index's kind, search parameters and whether its file is up to date."""
-        spec, stamp = self.spec, read_stamp(self.home.index)
+        spec = self.spec
+        backend = self.backend(spec)
+        stamp = backend.stamp()
         return {
-            "path": str(self.home.index),
+            "path": backend.where,
             "kind": spec.kind,
             "params": spec.params(),
             "exists": stamp is not None,

@@ -69,7 +69,10 @@ class IndexFileError(Exception):
     """The index file is missing, truncated, corrupt or not ours: rebuild it."""
 
 
-KINDS = ("flat", "ivf", "hnsw")
+KINDS = ("flat", "ivf", "hnsw", "milvus")
+"""flat, ivf and hnsw are FAISS indexes in HOME/index.faiss; milvus is a collection on a Milvus
+server or in a Milvus Lite file (facesearch.milvus_index), the same interface."""
+FAISS_KINDS = ("flat", "ivf", "hnsw")
 HNSW_LINKS = 32  # M: graph degree; memory grows by 2 M ids per vector
 HNSW_EF_CONSTRUCTION = 64
 IVF_POINTS_PER_CELL = 39  # FAISS's floor for a meaningful k-means cell
@@ -78,42 +81,59 @@ IVF_TRAINING_PER_CELL = 40  # k-means sample per cell (FAISS warns below 39)
 # recall@1 0.995 against 1.000 at nprobe 16 (ad-hoc measurement on face-like vectors).
 IVF_KMEANS_ITERATIONS = 10
 IVF_REBUILD_GROWTH = 4  # retrain once the gallery has grown this much since the last training
+_NUMBERS = {"nprobe": "ivf", "ef_search": "hnsw"}
+_WORDS = {"uri": "milvus", "collection": "milvus"}
 
 
 @dataclass(frozen=True)
 class IndexSpec:
-    """The gallery's choice of index and its search effort.
+    """The gallery's choice of index and its search effort (or place, for Milvus).
 
     ``nprobe`` (IVF: cells visited per query) and ``ef_search`` (HNSW: beam width) trade
     speed for recall; benchmarks/results/speed.md has the measured curve behind the defaults.
+    ``uri`` (Milvus: ``http://host:19530``, or a Milvus Lite file ``*.db``; default: one in the
+    home) and ``collection`` (default: named after the gallery's uuid) say where its vectors are.
     """
 
     kind: str = "flat"
     nprobe: int = 64
     ef_search: int = 128
+    uri: str | None = None
+    collection: str | None = None
 
     @classmethod
     def parse(cls, kind: str, params: dict[str, Any] | None = None) -> "IndexSpec":
         """Validate user input into a spec (unknown kinds and non-positive efforts are refused)."""
         if kind not in KINDS:
             raise InputError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
-        params = dict(params or {})
-        unknown = set(params) - {"nprobe", "ef_search"}
+        params = {name: value for name, value in (params or {}).items() if value is not None}
+        unknown = set(params) - set(_NUMBERS) - set(_WORDS)
         if unknown:
             raise InputError(f"unknown index parameter(s): {', '.join(sorted(unknown))}")
         for name, value in params.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if name in _NUMBERS and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise InputError(f"index parameter {name} must be a positive integer, not {value!r}")
+            if name in _WORDS and (not isinstance(value, str) or not value):
+                raise InputError(f"index parameter {name} must be a non-empty string, not {value!r}")
+            if name in _WORDS and kind != _WORDS[name]:
+                raise InputError(f"--{name} is for the {_WORDS[name]} index kind, not {kind}")
         return cls(kind, **params)
 
-    def params(self) -> dict[str, int]:
-        """The search parameters that apply to this kind (stored with the gallery)."""
+    def params(self) -> dict[str, Any]:
+        """The parameters that apply to this kind (stored with the gallery)."""
+        if self.kind == "milvus":
+            return {k: v for k, v in (("uri", self.uri), ("collection", self.collection)) if v is not None}
         return {"ivf": {"nprobe": self.nprobe}, "hnsw": {"ef_search": self.ef_search}}.get(self.kind, {})
 
     @property
     def removes(self) -> bool:
         """Can this kind delete vectors in place? (HNSW graphs cannot.)"""
         return self.kind != "hnsw"
+
+    @property
+    def place(self) -> tuple[str | None, str | None]:
+        """Where the vectors live, beyond the kind: another place is another index."""
+        return self.uri, self.collection
 
 
 def ivf_cells(size: int) -> int:
@@ -320,12 +340,48 @@ class FaceIndex:
         except (ValueError, KeyError, TypeError, struct.error, RuntimeError) as exc:
             raise IndexFileError(f"{path}: corrupt ({exc})") from None
         expected = faiss.IndexIVFFlat if stamp.kind == "ivf" else faiss.IndexIDMap2
-        if stamp.kind not in KINDS or not isinstance(inner, expected) or inner.d != stamp.dim:
+        if stamp.kind not in FAISS_KINDS or not isinstance(inner, expected) or inner.d != stamp.dim:
             raise IndexFileError(f"{path}: corrupt (unexpected index type or dimension)")
         index = cls(stamp.dim, stamp, use_gpu)  # an empty flat shell, then the real contents
         index.cpu, index.stamp = inner, stamp
         index.tune(IndexSpec(stamp.kind))
         return index
+
+
+class FaissFile:
+    """Where a gallery's FAISS index is kept: one file (HOME/index.faiss). The other index
+    backend, a Milvus collection (facesearch.milvus_index), has the same methods."""
+
+    def __init__(self, path: Path, gpu: bool | None = None) -> None:
+        self.path, self.gpu = path, gpu
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def load(self, state: GalleryState) -> "FaceIndex | None":
+        """The saved index, or None when there is none that checks out (then: rebuild)."""
+        try:
+            return FaceIndex.load(self.path, self.gpu)
+        except IndexFileError as exc:
+            if self.path.exists():
+                log.warning("index %s; rebuilding it from the database", exc)
+            return None
+
+    def create(self, stamp: IndexStamp, spec: IndexSpec, sample: np.ndarray | None, size: int) -> "FaceIndex":
+        return FaceIndex(stamp.dim, stamp, self.gpu, spec, sample, size)
+
+    def save(self, index: "FaceIndex") -> None:
+        index.save(self.path)
+
+    def stamp(self) -> IndexStamp | None:
+        return read_stamp(self.path)
+
+    def drop(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        pass
 
 
 def read_stamp(path: str | Path) -> IndexStamp | None:

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import (
@@ -254,12 +255,12 @@ class Store:
                 .values(threshold=value, threshold_source=source, updated_at=_now())
             )
 
-    def index_spec(self) -> tuple[str, dict[str, int]]:
+    def index_spec(self) -> tuple[str, dict[str, Any]]:
         """The gallery's index kind and its search parameters (see facesearch.index)."""
         row = self.gallery()
         return row.index_kind, json.loads(row.index_params or "{}")
 
-    def set_index_spec(self, kind: str, params: dict[str, int]) -> None:
+    def set_index_spec(self, kind: str, params: dict[str, Any]) -> None:
         with self.session() as session:
             session.execute(
                 update(GalleryRow)
