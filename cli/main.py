@@ -103,6 +103,8 @@ class IndexKind(str, Enum):
     flat = "flat"
     ivf = "ivf"
     hnsw = "hnsw"
+    ivf_sq8 = "ivf-sq8"
+    ivf_pq = "ivf-pq"
     milvus = "milvus"
 
 

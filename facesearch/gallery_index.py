@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 from facesearch.errors import GalleryError
 from facesearch.home import Home
 from facesearch.index import (
+    IVF_KINDS,
     FaceIndex,
     FaissFile,
     IndexSpec,
@@ -68,12 +70,17 @@ class GalleryIndex:
             index = self._new(state, spec)
         elif index.spec != spec:
             index.tune(spec)
+        index.exact = partial(self._stored_vectors, dim=index.dim)
         if not index.stamp.describes(state):
             if stored and index.stamp.revision >= 0:
                 log.warning("index %s does not match the database; repairing it", self.backend(spec).where)
             index = self._reconcile(index)
         self._index = index
         return index
+
+    def _stored_vectors(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """The database's float vectors of these faces: the compressed kinds re-rank on them."""
+        return self.store.embeddings(ids, dim)
 
     def backend(self, spec: IndexSpec | None = None) -> Any:
         """Where an index of ``spec`` (default: the gallery's) is kept: FaissFile or MilvusCollection."""
@@ -99,7 +106,7 @@ class GalleryIndex:
     def _new(self, state: GalleryState, spec: IndexSpec) -> FaceIndex:
         """An empty index of the gallery's kind (an IVF one fitted to a sample of its faces)."""
         sample, size = None, 0
-        if spec.kind == "ivf":
+        if spec.kind in IVF_KINDS:
             _, db_ids = self.store.snapshot_ids()
             size, wanted = len(db_ids), training_size(spec, len(db_ids))
             chosen = np.sort(np.random.default_rng(0).choice(db_ids, wanted, replace=False))

@@ -2,10 +2,13 @@
 
 Inner product (cosine, as embeddings are L2-normalised) keyed by the database's face ids, in
 one of three kinds the gallery chooses (``IndexSpec``): ``flat`` (exact, the default),
-``ivf`` (inverted lists over k-means cells; approximate, much faster on large galleries) or
-``hnsw`` (a neighbour graph; approximate, cannot remove vectors, so a removal rebuilds it).
-Approximate kinds may miss the nearest image, but every score they return is its exact
-cosine, so the threshold means the same thing whatever the kind. The CPU index is the master,
+``ivf`` (inverted lists over k-means cells; approximate, much faster on large galleries),
+``hnsw`` (a neighbour graph; approximate, cannot remove vectors, so a removal rebuilds it), or
+the compressed IVF kinds for galleries that would not fit in memory: ``ivf-sq8`` (8 bits per
+dimension, 1/4 of flat) and ``ivf-pq`` (product quantisation, one byte per 8 dimensions,
+1/32). Approximate kinds may miss the nearest image, but every score they return is its exact
+cosine, so the threshold means the same thing whatever the kind: the compressed kinds re-rank
+their best candidates on the float vectors the database stores (``FaceIndex.exact``). The CPU index is the master,
 because FAISS GPU indexes cannot remove vectors; when faiss has GPU support and CUDA is
 present, flat and IVF searches go to a GPU mirror of it. On disk the index is one file: a
 header stamped with the database state it reflects (gallery uuid, revision, encoder
@@ -23,7 +26,7 @@ import struct
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import faiss
 import numpy as np
@@ -35,9 +38,12 @@ from facesearch.store import GalleryState
 log = logging.getLogger(__name__)
 
 FEW_QUERIES = 8
-"""A search of this many queries or fewer runs on one OpenMP thread: waking FAISS's threads
-costs more than the search, and right after onnxruntime has run (whose threads still spin)
-it cost 4 ms instead of 0.05 for one query on 600 faces (benchmarks/answering.py)."""
+FEW_VECTORS = 20_000
+"""A search of FEW_QUERIES queries or fewer in an index of FEW_VECTORS or fewer runs on one
+OpenMP thread: waking FAISS's threads costs more than such a search, and right after
+onnxruntime has run (whose threads still spin) it cost 4 ms instead of 0.05 for one query on
+600 faces (benchmarks/answering.py). On a large flat index the threads pay: one query on 1M
+faces took 332 ms on one thread (benchmarks/scale.py, before this bound)."""
 
 
 @contextlib.contextmanager
@@ -69,10 +75,16 @@ class IndexFileError(Exception):
     """The index file is missing, truncated, corrupt or not ours: rebuild it."""
 
 
-KINDS = ("flat", "ivf", "hnsw", "milvus")
-"""flat, ivf and hnsw are FAISS indexes in HOME/index.faiss; milvus is a collection on a Milvus
+KINDS = ("flat", "ivf", "hnsw", "ivf-sq8", "ivf-pq", "milvus")
+"""All but milvus are FAISS indexes in HOME/index.faiss; milvus is a collection on a Milvus
 server or in a Milvus Lite file (facesearch.milvus_index), the same interface."""
-FAISS_KINDS = ("flat", "ivf", "hnsw")
+FAISS_KINDS = ("flat", "ivf", "hnsw", "ivf-sq8", "ivf-pq")
+IVF_KINDS = ("ivf", "ivf-sq8", "ivf-pq")
+COMPRESSED = ("ivf-sq8", "ivf-pq")
+PQ_DIMS_PER_CODE = 8  # ivf-pq: one byte codes 8 dimensions (64 bytes for a 512-d face)
+PQ_TRAINING = 10_240  # ivf-pq's training sample at least: 40 points for each of a code's 256 values
+RERANK_FACTOR = 8  # compressed kinds: exact scores for this many candidates per result asked
+RERANK_MIN = 64
 HNSW_LINKS = 32  # M: graph degree; memory grows by 2 M ids per vector
 HNSW_EF_CONSTRUCTION = 64
 IVF_POINTS_PER_CELL = 39  # FAISS's floor for a meaningful k-means cell
@@ -81,7 +93,7 @@ IVF_TRAINING_PER_CELL = 40  # k-means sample per cell (FAISS warns below 39)
 # recall@1 0.995 against 1.000 at nprobe 16 (ad-hoc measurement on face-like vectors).
 IVF_KMEANS_ITERATIONS = 10
 IVF_REBUILD_GROWTH = 4  # retrain once the gallery has grown this much since the last training
-_NUMBERS = {"nprobe": "ivf", "ef_search": "hnsw"}
+_NUMBERS = {"nprobe": "ivf", "ef_search": "hnsw"}  # (nprobe: any IVF kind)
 _WORDS = {"uri": "milvus", "collection": "milvus"}
 
 
@@ -123,7 +135,9 @@ class IndexSpec:
         """The parameters that apply to this kind (stored with the gallery)."""
         if self.kind == "milvus":
             return {k: v for k, v in (("uri", self.uri), ("collection", self.collection)) if v is not None}
-        return {"ivf": {"nprobe": self.nprobe}, "hnsw": {"ef_search": self.ef_search}}.get(self.kind, {})
+        if self.kind in IVF_KINDS:
+            return {"nprobe": self.nprobe}
+        return {"hnsw": {"ef_search": self.ef_search}}.get(self.kind, {})
 
     @property
     def removes(self) -> bool:
@@ -143,7 +157,10 @@ def ivf_cells(size: int) -> int:
 
 def training_size(spec: IndexSpec, size: int) -> int:
     """How many gallery vectors the index must be trained on before vectors are added."""
-    return min(size, IVF_TRAINING_PER_CELL * ivf_cells(size)) if spec.kind == "ivf" else 0
+    if spec.kind not in IVF_KINDS:
+        return 0
+    wanted = IVF_TRAINING_PER_CELL * ivf_cells(size)
+    return min(size, max(wanted, PQ_TRAINING) if spec.kind == "ivf-pq" else wanted)
 
 
 @dataclass(frozen=True)
@@ -188,12 +205,56 @@ def _new_faiss_index(dim: int, kind: str, sample: np.ndarray | None, size: int) 
         return faiss.IndexIDMap2(graph)
     # IVF keeps face ids in its lists itself: an IDMap over it could not remove correctly.
     sample = np.ascontiguousarray(sample if sample is not None else np.zeros((0, dim)), dtype=np.float32)
-    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, ivf_cells(size), faiss.METRIC_INNER_PRODUCT)
+    cells, quantiser = ivf_cells(size), faiss.IndexFlatIP(dim)
+    if kind == "ivf":
+        ivf = faiss.IndexIVFFlat(quantiser, dim, cells, faiss.METRIC_INNER_PRODUCT)
+    elif kind == "ivf-sq8":
+        ivf = faiss.IndexIVFScalarQuantizer(quantiser, dim, cells, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    else:
+        ivf = faiss.IndexIVFPQ(quantiser, dim, cells, pq_codes(dim), pq_bits(len(sample)), faiss.METRIC_INNER_PRODUCT)
     ivf.cp.min_points_per_centroid = 1  # a small gallery gets few cells, and that is fine
     ivf.cp.niter = IVF_KMEANS_ITERATIONS
     if len(sample):
         ivf.train(sample)
     return ivf
+
+
+def pq_codes(dim: int) -> int:
+    """Sub-quantisers of ivf-pq: one per PQ_DIMS_PER_CODE dimensions (a divisor of ``dim``)."""
+    codes = max(1, dim // PQ_DIMS_PER_CODE)
+    while dim % codes:
+        codes -= 1
+    return codes
+
+
+def pq_bits(training: int) -> int:
+    """Bits per code: 8 (256 centroids per sub-quantiser) once there are enough faces to fit
+    them, fewer on a small gallery (k-means needs at least as many points as centroids)."""
+    return int(max(1, min(8, math.floor(math.log2(max(training, 2))))))
+
+
+_FAISS_TYPES = {"ivf": "IndexIVFFlat", "ivf-sq8": "IndexIVFScalarQuantizer", "ivf-pq": "IndexIVFPQ"}
+
+
+StoredVectors = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""ids -> (the ids still stored, in ascending order, and their float vectors): the database."""
+
+
+def rerank(queries: np.ndarray, candidates: np.ndarray, k: int, stored: StoredVectors) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of each query's candidate ids by their exact cosine on the stored float
+    vectors (ids -1 and candidates no longer stored are dropped; -1 pads a short row)."""
+    found, vectors = stored(np.unique(candidates[candidates >= 0]))
+    scores = np.full((len(queries), k), -1.0, dtype=np.float32)
+    ids = np.full((len(queries), k), -1, dtype=np.int64)
+    for row, query in enumerate(queries):
+        at = np.searchsorted(found, candidates[row])
+        kept = (candidates[row] >= 0) & (at < len(found))
+        kept[kept] = found[at[kept]] == candidates[row][kept]
+        exact = vectors[at[kept]] @ query
+        order = np.argsort(-exact, kind="stable")[:k]
+        scores[row, : len(order)] = exact[order]
+        ids[row, : len(order)] = candidates[row][kept][order]
+    return scores, ids
 
 
 class FaceIndex:
@@ -213,12 +274,14 @@ class FaceIndex:
         self.dim = dim
         self.spec = spec
         size = (len(sample) if sample is not None else 0) if size is None else size
-        trained_for = size if spec.kind == "ivf" and sample is not None and len(sample) else 0
+        trained_for = size if spec.kind in IVF_KINDS and sample is not None and len(sample) else 0
         self.stamp = IndexStamp(stamp.uuid, stamp.revision, stamp.fingerprint, dim, spec.kind, trained_for)
         self.cpu = _new_faiss_index(dim, spec.kind, sample, size)
         self.use_gpu = gpu_available() if use_gpu is None else use_gpu
         self._gpu: faiss.Index | None = None
         self._gpu_resources = None
+        self.exact: StoredVectors | None = None
+        """Compressed kinds: where the float vectors are (the gallery's database), to re-rank."""
         self.tune(spec)
 
     def tune(self, spec: IndexSpec) -> None:
@@ -236,7 +299,7 @@ class FaceIndex:
 
     def outgrown(self, size: int) -> bool:
         """Is this an IVF index not yet fitted, or fitted to a much smaller gallery? Rebuild it."""
-        if self.spec.kind != "ivf":
+        if self.spec.kind not in IVF_KINDS:
             return False
         trained = self.stamp.trained_for
         return size > 0 and (trained == 0 or size > IVF_REBUILD_GROWTH * max(trained, IVF_TRAINING_PER_CELL))
@@ -284,8 +347,14 @@ class FaceIndex:
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         k = max(1, min(k, max(self.ntotal, 1)))
-        with _few_threads(len(queries) <= FEW_QUERIES):
-            scores, ids = self._searcher().search(queries, k)
+        compressed = self.spec.kind in COMPRESSED
+        if compressed and self.exact is None:
+            raise RuntimeError(f"a {self.spec.kind} index answers only with its stored vectors (FaceIndex.exact) to re-rank")
+        wanted = min(max(k * RERANK_FACTOR, RERANK_MIN), max(self.ntotal, 1)) if compressed else k
+        with _few_threads(len(queries) <= FEW_QUERIES and self.ntotal <= FEW_VECTORS):
+            scores, ids = self._searcher().search(queries, wanted)
+        if compressed:
+            scores, ids = rerank(queries, ids, k, self.exact)  # type: ignore[arg-type]
         return np.clip(scores, -1.0, 1.0, out=scores), ids
 
     def _searcher(self) -> faiss.Index:
@@ -339,7 +408,7 @@ class FaceIndex:
             inner = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
         except (ValueError, KeyError, TypeError, struct.error, RuntimeError) as exc:
             raise IndexFileError(f"{path}: corrupt ({exc})") from None
-        expected = faiss.IndexIVFFlat if stamp.kind == "ivf" else faiss.IndexIDMap2
+        expected = getattr(faiss, _FAISS_TYPES.get(stamp.kind, "IndexIDMap2"))
         if stamp.kind not in FAISS_KINDS or not isinstance(inner, expected) or inner.d != stamp.dim:
             raise IndexFileError(f"{path}: corrupt (unexpected index type or dimension)")
         index = cls(stamp.dim, stamp, use_gpu)  # an empty flat shell, then the real contents

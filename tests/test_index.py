@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
 
 from facesearch.errors import InputError
-from facesearch.index import FaceIndex, IndexFileError, IndexSpec, IndexStamp, ivf_cells, read_stamp, training_size
+from facesearch.index import IVF_KINDS, FaceIndex, IndexFileError, IndexSpec, IndexStamp, ivf_cells, read_stamp, training_size
 from facesearch.store import GalleryState
 
 
@@ -93,7 +94,7 @@ def clustered(people: int, per_person: int, dim: int = 32, seed: int = 0) -> tup
 
 def build(kind: str, vectors: np.ndarray, **params: int) -> FaceIndex:
     spec = IndexSpec.parse(kind, params)
-    sample = vectors[: training_size(spec, len(vectors))] if spec.kind == "ivf" else None
+    sample = vectors[: training_size(spec, len(vectors))] if spec.kind in IVF_KINDS else None
     stamp = IndexStamp("u", 3, "fp", vectors.shape[1])
     index = FaceIndex(vectors.shape[1], stamp, False, spec, sample, len(vectors))
     index.add(np.arange(1000, 1000 + len(vectors)), vectors)
@@ -161,3 +162,53 @@ def test_index_spec_refuses_bad_kinds_and_parameters() -> None:
     ]:
         with pytest.raises(InputError, match=message):
             IndexSpec.parse(kind, params)
+
+
+def in_memory(ids: np.ndarray, vectors: np.ndarray) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """A StoredVectors over arrays (the database's role in a gallery)."""
+    order = np.argsort(ids)
+    ids, vectors = ids[order], vectors[order]
+
+    def lookup(wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        at = np.searchsorted(ids, wanted)
+        ok = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == wanted)
+        return ids[at[ok]], vectors[at[ok]]
+
+    return lookup
+
+
+@pytest.mark.parametrize("kind", ["ivf-sq8", "ivf-pq"])
+def test_compressed_kinds_re_rank_to_exact_scores_in_a_fraction_of_the_memory(kind: str, tmp_path: Path) -> None:
+    vectors, queries = clustered(people=3000, per_person=4)  # 12,000 faces: 8-bit PQ codes are fitted
+    ids = np.arange(1000, 1000 + len(vectors))
+    flat = build("flat", vectors)
+    exact_scores, exact_ids = flat.search(queries, 5)
+    index = build(kind, vectors)
+    with pytest.raises(RuntimeError, match="stored vectors"):
+        index.search(queries, 1)  # never an approximate score passed off as a cosine
+    index.exact = in_memory(ids, vectors)
+    scores, found = index.search(queries, 5)
+    assert (found[:, 0] == exact_ids[:, 0]).mean() >= 0.97
+    same = found == exact_ids
+    assert np.allclose(scores[same], exact_scores[same], atol=1e-6)  # re-ranked: the exact cosine
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    dim = vectors.shape[1]
+    assert index.cpu.code_size == (dim if kind == "ivf-sq8" else dim // 8)  # bytes a face, against 4 dim flat
+    index.save(tmp_path / "c.faiss")
+    flat.save(tmp_path / "f.faiss")
+    assert (tmp_path / "c.faiss").stat().st_size < 0.4 * (tmp_path / "f.faiss").stat().st_size  # cells included
+    loaded = FaceIndex.load(tmp_path / "c.faiss", use_gpu=False)
+    loaded.exact, loaded.spec = index.exact, index.spec
+    loaded.tune(index.spec)
+    assert loaded.stamp.kind == kind and np.array_equal(loaded.search(queries, 3)[1], index.search(queries, 3)[1])
+    assert index.remove(ids[:2]) == 2 and ids[0] not in index.ids()
+
+
+def test_re_rank_drops_candidates_the_database_no_longer_has() -> None:
+    from facesearch.index import rerank
+
+    vectors = np.eye(4, dtype=np.float32)
+    stored = in_memory(np.array([10, 11, 13]), vectors[[0, 1, 3]])  # 12 was removed
+    scores, ids = rerank(vectors[[2, 0]], np.array([[12, 13, -1], [11, 10, 12]]), 3, stored)
+    assert ids.tolist() == [[13, -1, -1], [10, 11, -1]]
+    assert scores[1, 0] == pytest.approx(1.0) and scores[0, 1] == -1.0
