@@ -659,6 +659,9 @@ def train(
     face_cache: Annotated[
         Optional[Path], typer.Option(help="Prepared faces + teacher targets [default: in ~/.cache/facesearch/].")
     ] = None,
+    nproc: Annotated[
+        int, typer.Option(help="Training processes on this machine (gloo on CPU, NCCL on GPUs); the batch is split among them.")
+    ] = 1,
     device: DeviceOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
@@ -691,7 +694,7 @@ def train(
             alignment=alignment, detector=detector, teacher=absolute(teacher),
             unlabelled=tuple(str(u.resolve()) for u in unlabelled or ()),
             distill_weight=distill_weight, relational_weight=relational_weight,
-            identity_weight=identity_weight, face_cache=absolute(face_cache),
+            identity_weight=identity_weight, face_cache=absolute(face_cache), nproc=nproc,
         )
         with progress_bars() as progress:
             report = run_training(config, resume, checkpoint, progress, _print_epoch)

@@ -18,7 +18,7 @@ from facesearch.training.optim import OPTIMIZERS, SCHEDULERS
 
 MIN_INPUT_SIZE = 32
 # Options that only say how or where to run: a resumed run may change them.
-RUNTIME_FIELDS = frozenset({"out", "run_dir", "device", "workers", "cache", "face_cache"})
+RUNTIME_FIELDS = frozenset({"out", "run_dir", "device", "workers", "cache", "face_cache", "nproc"})
 # Options of phase 2: free to change on resume until phase 2 has started (so one phase-1
 # checkpoint can be fine-tuned with each loss, and the losses compared from the same start).
 PHASE2_FIELDS = frozenset({"arcface_epochs", "arcface_lr", "loss", "scale", "margin", "alpha"})
@@ -61,6 +61,7 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     workers: int | None = None
+    nproc: int = 1  # training processes (facesearch.training.distributed); the batch is split among them
     cache: bool | None = None  # decoded crops in memory; default: when they fit in 4 GiB
     init: str | None = None  # a model file whose weights (and classifier) the run starts from
     # How the encoder sees faces: "crop" (tight crops, as they come) or "arcface-5pt" (each

@@ -48,6 +48,7 @@ from facesearch.training.checkpoint import (
 from facesearch.training.config import PHASE2_FIELDS, RUNTIME_FIELDS, TrainConfig, comparable, portable
 from facesearch.training.data import balanced_sampler, collate_labelled, train_transform
 from facesearch.training.distill import Distillation
+from facesearch.training.distributed import Solo
 from facesearch.training.faces import collate_taught, load_training_data
 from facesearch.training.optim import build_optimizer, build_scheduler, steps_per_batch
 from facesearch.training.records import EpochRecord, TrainReport
@@ -75,10 +76,14 @@ class Trainer:
         config: TrainConfig,
         progress: Progress = _quiet,
         on_epoch: Callable[[EpochRecord], None] | None = None,
+        team: Solo | None = None,
     ) -> None:
+        """``team``: this process's place among several (facesearch.training.distributed);
+        default: the only one."""
         self.config = config
         self.progress = progress
         self.on_epoch = on_epoch
+        self.team = team or Solo()
         self.device = resolve_device(config.device)
         seed_everything(config.seed)  # the classifier's initial weights come from the global RNG
         self.data = load_training_data(config, progress)
@@ -189,8 +194,8 @@ class Trainer:
             sampler = RandomSampler(dataset, generator=generator)
         return DataLoader(
             dataset,
-            batch_size=c.batch_size,
-            sampler=sampler,
+            batch_size=self.team.batch_size(c.batch_size),
+            sampler=self.team.shard(sampler),
             num_workers=self.data.workers,
             collate_fn=collate_taught if self.distill is not None else collate_labelled,
             generator=generator,
@@ -220,6 +225,7 @@ class Trainer:
                 loss, cosine = self._loss(embeddings, labels, labelled, targets)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
+            self.team.average_gradients(self._trained())
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_([p for m in self._trained() for p in m.parameters()], c.clip_grad)
             self.scaler.step(self.optimizer)
@@ -240,6 +246,7 @@ class Trainer:
                 info += f" teacher cos {cosine_sum / seen:.3f}"
             self.progress(description, step + 1, steps, info)
         seconds = time.perf_counter() - start
+        total_loss, correct, seen, named, cosine_sum = self.team.sum([total_loss, correct, seen, named, cosine_sum])
         return EpochRecord(
             epoch=self.epoch + 1,
             phase=self.phase,
@@ -304,8 +311,6 @@ class Trainer:
             record.roc_auc = figures["roc_auc"]  # type: ignore[assignment]
             record.pairs_accuracy = figures["accuracy"]  # type: ignore[assignment]
             record.pairs_accuracy_std = figures["accuracy_std"]  # type: ignore[assignment]
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.scheduler.step(self._score(record))
 
     def selected_by(self) -> str:
         if self.pairs is not None:
@@ -429,18 +434,24 @@ class Trainer:
     # --- the run ----------------------------------------------------------------------
 
     def run(self) -> TrainReport:
+        self.team.align(self._trained())
         while self.epoch < self.config.total_epochs:
             if self.epoch == self.config.epochs and isinstance(self.head, SoftmaxHead):
                 self._start_phase()
             record = self.train_epoch()
             self.epoch += 1
-            self.validate(record)
+            if self.team.lead:  # one process validates and writes; the others take its figures
+                self.validate(record)
+            record = self.team.share(record)
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(self._score(record))
             self.history.append(record)
-            self._keep_if_best(record)
-            self.save()
-            if self.on_epoch:
-                self.on_epoch(record)
-        if self.best["encoder"] is not None and not self._wrote_best:
+            if self.team.lead:
+                self._keep_if_best(record)
+                self.save()
+                if self.on_epoch:
+                    self.on_epoch(record)
+        if self.team.lead and self.best["encoder"] is not None and not self._wrote_best:
             self._write_model()  # a resumed run that never beat the checkpoint's best
         return self.report()
 
@@ -479,7 +490,13 @@ def train(
     on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> TrainReport:
     """Train (or, with ``resume``, continue) a run; returns its report. ``checkpoint``
-    resumes from another run's checkpoint file (such as its ``phase1.pt``)."""
+    resumes from another run's checkpoint file (such as its ``phase1.pt``). With
+    ``config.nproc`` > 1: that many processes (facesearch.training.distributed), which report
+    each epoch in the log rather than through ``progress``."""
+    if config.nproc != 1:
+        from facesearch.training.distributed import train_distributed
+
+        return train_distributed(config, config.nproc, resume, checkpoint)
     trainer = Trainer(config, progress, on_epoch)
     if resume or checkpoint:
         trainer.restore(checkpoint or config.run_path / "checkpoint.pt")
