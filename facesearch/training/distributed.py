@@ -150,10 +150,11 @@ def _worker(rank: int, world: int, port: int, config: Any, resume: bool, checkpo
         torch.set_num_threads(max(1, (os.cpu_count() or world) // world))
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
-        if rank > 0:
-            dist.barrier()  # the lead prepares the face cache (or decodes) first; then the others read it
+        cache_first = config.prepared  # the lead writes the prepared-faces cache; the others then read it
+        if cache_first and rank > 0:
+            dist.barrier()
         trainer = Trainer(config, team=Team(rank, world), on_epoch=_log_epoch if rank == 0 else None)
-        if rank == 0:
+        if cache_first and rank == 0:
             dist.barrier()
         if resume or checkpoint:
             trainer.restore(checkpoint or config.run_path / "checkpoint.pt")
