@@ -91,7 +91,9 @@ def latencies(search, queries: np.ndarray, alone: int = 50) -> tuple[float, floa
     return round(batch, 3), round(statistics.median(single), 3)
 
 
-def measure(kind: str, gallery: np.ndarray, queries: np.ndarray, truth: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+def measure(kind: str, gallery: np.ndarray, queries: np.ndarray, truth: np.ndarray, rng: np.random.Generator,
+            nprobes: list[int]) -> list[dict[str, Any]]:
+    """Rows for one kind: built once, searched at each of ``nprobes`` (IVF kinds)."""
     import faiss
 
     from facesearch.index import FaceIndex, IndexSpec, IndexStamp, ivf_cells, training_size
@@ -105,17 +107,20 @@ def measure(kind: str, gallery: np.ndarray, queries: np.ndarray, truth: np.ndarr
         index.add(np.arange(low, min(low + 500_000, size)), gallery[low : low + 500_000])
     build_s = time.perf_counter() - start
     index.exact = stored(gallery)
-    found = index.search(queries, 1)[1][:, 0]
-    row: dict[str, Any] = {
-        "size": size, "index": kind, "build_s": round(build_s, 1),
-        "bytes_per_face": round(len(faiss.serialize_index(index.cpu)) / size, 1),
-        "recall_at_1": round(float(np.mean(found == truth)), 4),
-    }
-    if kind != "flat":
-        raw = index.cpu.search(queries, 1)[1][:, 0]  # the codes' own ranking, before the re-rank
-        row.update(nlist=ivf_cells(size), nprobe=spec.nprobe, recall_at_1_without_rerank=round(float(np.mean(raw == truth)), 4))
-    row["batch_ms"], row["single_ms"] = latencies(lambda q: index.search(q, 1), queries)
-    return row
+    base = {"size": size, "index": kind, "build_s": round(build_s, 1),
+            "bytes_per_face": round(len(faiss.serialize_index(index.cpu)) / size, 1)}
+    rows = []
+    for nprobe in nprobes if kind != "flat" else [None]:
+        row = dict(base)
+        if nprobe is not None:
+            index.tune(IndexSpec(kind, nprobe=nprobe))
+            raw = index.cpu.search(queries, 1)[1][:, 0]  # the codes' own ranking, before the re-rank
+            row.update(nlist=ivf_cells(size), nprobe=nprobe, recall_at_1_without_rerank=round(float(np.mean(raw == truth)), 4))
+        row["recall_at_1"] = round(float(np.mean(index.search(queries, 1)[1][:, 0] == truth)), 4)
+        row["batch_ms"], row["single_ms"] = latencies(lambda q: index.search(q, 1), queries)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -126,13 +131,13 @@ def markdown(result: dict[str, Any]) -> str:
         "Bytes per face: the serialised index over its faces (cells, codebooks, ids included). Re-rank: the",
         "best candidates (8 per result asked, at least 64) scored exactly on the float vectors.",
         "",
-        "| faces | index | bytes/face | of flat | build s | recall@1 | without re-rank | ms/query in a batch | ms one query |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| faces | index | nprobe | bytes/face | of flat | build s | recall@1 | without re-rank | ms/query in a batch | ms one query |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         flat = 4 * DIM + 8  # a float vector and its id: what flat holds per face
         lines.append(
-            f"| {row['size']:,} | {row['index']} | {row['bytes_per_face']:.0f} | {row['bytes_per_face'] / flat:.3f} | "
+            f"| {row['size']:,} | {row['index']} | {row.get('nprobe', '')} | {row['bytes_per_face']:.0f} | {row['bytes_per_face'] / flat:.3f} | "
             f"{row.get('build_s', '')} | {row.get('recall_at_1', '')} | {row.get('recall_at_1_without_rerank', '')} | "
             f"{row['batch_ms']} | {row['single_ms']} |"
         )
@@ -145,6 +150,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--flat-max", type=int, default=1_000_000, help="largest size also built as flat")
     parser.add_argument("--kinds", default="ivf-sq8,ivf-pq")
+    parser.add_argument("--nprobes", default="64,128,256", help="IVF cells searched per query (64: the gallery default)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/facesearch-scale"),
                         help="where sizes over --flat-max keep their vectors (20 GB at 10M)")
@@ -163,8 +169,7 @@ def main() -> None:
                      "batch_ms": round(1000 * exact_s / len(queries), 3), "single_ms": numpy_single})
         kinds = (["flat"] if size <= args.flat_max else []) + args.kinds.split(",")
         for kind in kinds:
-            rows.append(measure(kind, gallery, queries, truth, rng))
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            rows.extend(measure(kind, gallery, queries, truth, rng, [int(n) for n in args.nprobes.split(",")]))
         del gallery
         for leftover in args.scratch.glob(f"gallery-{size}.npy"):
             leftover.unlink()

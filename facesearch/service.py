@@ -56,6 +56,7 @@ def create_app(gallery: Gallery, token: str | None = None, max_upload_mb: float 
     (None: no token, for loopback use only, which ``serve`` enforces)."""
     app = FastAPI(title="facesearch", summary="Face search over HTTP: query, enroll, list and remove people.")
     app.add_middleware(UploadLimit, max_bytes=int(max_upload_mb * 2**20))
+    forget_orphan_uploads(gallery)
     _error_handlers(app)
     authorised = Depends(_bearer(token))
 
@@ -138,6 +139,24 @@ def forget_unused(gallery: Gallery, saved: dict[Path, str]) -> None:
     for folder in folders:
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
+
+
+def forget_orphan_uploads(gallery: Gallery) -> int:
+    """Delete the uploads that no face comes from: those a server killed between keeping them
+    and enrolling them left behind (photos of a person, kept for nothing). Under the gallery
+    lock, which every enroll request holds from saving to forgetting, so no upload in flight
+    is touched. Returns how many were deleted."""
+    root = gallery.home.uploads
+    if not root.is_dir():
+        return 0
+    with gallery.lock:
+        files = [path for path in root.glob("*/*") if path.is_file()]
+        used = gallery.store.stored_sources(str(path.resolve()) for path in files)
+        orphans = [path for path in files if str(path.resolve()) not in used]
+        forget_unused(gallery, {path: path.name for path in orphans})
+    if orphans:
+        log.warning("deleted %d uploads that no enrolled face comes from (a server stopped mid-enroll)", len(orphans))
+    return len(orphans)
 
 
 def _renamed(value: Any, names: dict[str, str]) -> Any:

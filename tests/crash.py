@@ -25,7 +25,10 @@ COMMANDS = {
     "index-ivf": lambda src: ["index", "ivf"],
     "index-hnsw": lambda src: ["index", "hnsw"],
     "index-flat": lambda src: ["index", "flat"],
+    # serve's enroll: a serving process enrolling the folder through its own HTTP API
+    "serve-enroll": lambda src: [SCRIPT, str(Path(__file__).with_name("serve_enroll.py")), str(src)],
 }
+SCRIPT = "<python script>"  # a COMMANDS entry that runs a script, not the facesearch CLI
 
 
 @dataclass
@@ -42,8 +45,10 @@ class CrashRun:
 
 def facesearch(args: list[str], home: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     environment = {**os.environ, "FACESEARCH_MODEL": str(CROP_ENCODER), **(env or {}), "FACESEARCH_HOME": str(home)}
+    environment["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), environment.get("PYTHONPATH", "")])
+    command = [sys.executable, *args[1:]] if args[0] == SCRIPT else [sys.executable, "-m", "facesearch.cli.main", *args, "--json"]
     return subprocess.Popen(
-        [sys.executable, "-m", "facesearch.cli.main", *args, "--json"],
+        command,
         env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
 
@@ -58,8 +63,9 @@ def run(args: list[str], home: Path, done_if: str | None = None) -> str:
     return out.decode()
 
 
-def state(home: Path, probe: Path | None) -> tuple[int, list[str]]:
-    """(faces, problems) of a home, opened as a new process would open it."""
+def state(home: Path, probe: Path | None, orphans: bool = True) -> tuple[int, list[str]]:
+    """(faces, problems) of a home, opened as a new process would open it; ``orphans``: count
+    uploads no face comes from as a problem (not right after a kill: the next server sweeps them)."""
     from facesearch.engine import Gallery
 
     problems = []
@@ -71,6 +77,11 @@ def state(home: Path, probe: Path | None) -> tuple[int, list[str]]:
                 problems.append(f"the index holds {index.ntotal} vectors for {faces} faces")
             if probe is not None and gallery.query(probe).identity != probe.parent.name:
                 problems.append(f"{probe} is no longer found")
+        uploads = [p for p in gallery.home.uploads.glob("*/*") if p.is_file()]
+        if uploads:  # serve's enroll keeps its uploads as sources: every one must be a face's
+            used = gallery.store.stored_sources(str(p.resolve()) for p in uploads)
+            if orphans and len(used) != len(uploads):
+                problems.append(f"{len(uploads) - len(used)} uploads that no face comes from")
     return faces, problems
 
 
@@ -85,7 +96,7 @@ def crash_once(operation: str, source: Path, home: Path, delay: float, expected_
         os.kill(process.pid, signal.SIGKILL)
     process.communicate()
     try:
-        after, problems = state(home, probe if operation != "remove" else None)
+        after, problems = state(home, probe if operation != "remove" else None, orphans=False)
     except Exception as exc:  # anything here is a failure to report, not to crash on
         return CrashRun(operation, delay, killed, before, -1, -1, expected_final, [f"cannot open: {exc}"])
     if after < before and operation not in ("remove",):

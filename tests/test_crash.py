@@ -20,7 +20,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize(
     "operation, delay, enrolled_first",
-    [("enroll", 4.0, False), ("enroll", 6.0, False), ("index-ivf", 3.5, True), ("remove", 3.5, True)],
+    [("enroll", 4.0, False), ("enroll", 6.0, False), ("index-ivf", 3.5, True), ("remove", 3.5, True),
+     ("serve-enroll", 5.5, False)],
 )
 def test_a_killed_command_loses_nothing_and_finishes_when_run_again(
     source: Path, tmp_path: Path, operation: str, delay: float, enrolled_first: bool

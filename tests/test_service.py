@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from facesearch.engine import Gallery
-from facesearch.service import create_app
+from facesearch.service import create_app, forget_orphan_uploads
 from facesearch.synthetic import write_dataset
 from tests import badfiles
 from tests.conftest import cli, cli_json
@@ -224,3 +224,20 @@ def test_a_write_while_another_process_holds_the_gallery_waits_then_answers_503(
             other.release()
         assert client.delete("/v1/identities/person_0001", headers=AUTH).json() == {"removed": "person_0001", "faces": 3}
         assert g.store.counts() == (7, 21)
+
+
+def test_a_new_server_deletes_uploads_that_no_face_comes_from(home: Path, faces_dir: Path) -> None:
+    """A server killed between keeping uploads and enrolling them leaves a person's photos
+    behind; the next one to start on the home deletes them (and keeps every enrolled one)."""
+    with Gallery(home) as gallery:
+        client = TestClient(create_app(gallery))
+        photo = faces_dir / "person_0001" / "0000.jpg"
+        assert client.post("/v1/enroll", data={"identity": "kept"}, files=[("file", ("a.jpg", photo.read_bytes()))]).json()["enrolled"] == 1
+        orphan = gallery.home.upload_folder("killed") / "0123abcd.jpg"
+        orphan.parent.mkdir(parents=True)
+        orphan.write_bytes(photo.read_bytes())
+        kept = [p for p in gallery.home.uploads.glob("kept/*")]
+        assert forget_orphan_uploads(gallery) == 1
+        assert not orphan.parent.exists() and all(p.exists() for p in kept) and len(kept) == 1
+        create_app(gallery)  # what a new server does on start: nothing more to delete
+        assert [p for p in gallery.home.uploads.glob("*/*")] == kept
