@@ -127,7 +127,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Galleries of millions of faces (benchmarks/scale.py)",
         "",
-        f"{result['machine']}; {result['queries']} queries, {DIM}-d face-like vectors; `{result['command']}`.",
+        f"{result['machine']}; {result['queries']} queries, {DIM}-d face-like vectors; the command of each size's run is in scale.json.",
         "Bytes per face: the serialised index over its faces (cells, codebooks, ids included). Re-rank: the",
         "best candidates (8 per result asked, at least 64) scored exactly on the float vectors.",
         "",
@@ -142,6 +142,13 @@ def markdown(result: dict[str, Any]) -> str:
             f"{row['batch_ms']} | {row['single_ms']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _earlier_rows(path: Path, sizes: set[int]) -> list[dict[str, Any]]:
+    """Rows of an earlier run for the sizes not measured now: a 10M run need not redo 1M."""
+    if not path.exists():
+        return []
+    return [row for row in json.loads(path.read_text())["rows"] if row["size"] not in sizes]
 
 
 def main() -> None:
@@ -173,10 +180,14 @@ def main() -> None:
         del gallery
         for leftover in args.scratch.glob(f"gallery-{size}.npy"):
             leftover.unlink()
+    command = "python benchmarks/scale.py " + " ".join(sys.argv[1:])
+    for row in rows:
+        row["command"] = command
+    kept = _earlier_rows(args.out / "scale.json", {row["size"] for row in rows})
     result = {
-        "command": "python benchmarks/scale.py " + " ".join(sys.argv[1:]),
+        "command": command,
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
-        "queries": args.queries, "rows": rows, "out": shown(args.out),
+        "queries": args.queries, "rows": sorted(kept + rows, key=lambda r: r["size"]), "out": shown(args.out),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scale.json").write_text(json.dumps(result, indent=2) + "\n")
