@@ -6,6 +6,9 @@ Each run: a fresh home (enrolled first where the operation needs a gallery), the
 started as its own process and killed with SIGKILL after a random delay (seeded), then the
 checks of tests/crash.py: the home opens, no committed face is lost, the index agrees with
 the database, an enrolled photo is still found, and re-running the operation finishes it.
+Operations: the CLI's (tests/crash.py COMMANDS, serve's enroll among them) and, where a
+PostgreSQL server can be started (tests/postgres.py), enroll and remove with the gallery on it
+(``OP@postgresql``: a fresh database each run).
 Writes reliability.json and reliability.md (runs, kills that landed mid-command, failures).
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sys
@@ -25,17 +29,31 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from facesearch.synthetic import write_dataset  # noqa: E402
+from tests import postgres  # noqa: E402
 from tests.crash import COMMANDS, crash_once, run  # noqa: E402
 
 NEEDS_GALLERY = {"reembed", "remove", "index-ivf", "index-hnsw", "index-flat"}
+ON_POSTGRESQL = ("enroll", "remove")
+SUFFIX = "@postgresql"
 WINDOW = (0.3, 0.95)
 """Kills are drawn from this share of each operation's own duration on this machine, timed
 once uncut at the start (its process start-up, when nothing is written yet, mostly left out):
 fixed windows went stale as start-up got faster and most kills landed after the end."""
 
 
-def timed_uncut(operation: str, source: Path, home: Path) -> float:
+def on_database(operation: str, server: "postgres.PostgresServer | None") -> str:
+    """The operation's CLI name; for ``OP@postgresql``, point the gallery at a fresh database."""
+    os.environ.pop("FACESEARCH_DATABASE_URL", None)
+    if operation.endswith(SUFFIX):
+        assert server is not None
+        os.environ["FACESEARCH_DATABASE_URL"] = server.url()
+        return operation[: -len(SUFFIX)]
+    return operation
+
+
+def timed_uncut(operation: str, source: Path, home: Path, server: "postgres.PostgresServer | None") -> float:
     """Seconds one run of ``operation`` takes to the end, on a fresh home."""
+    operation = on_database(operation, server)
     if operation in NEEDS_GALLERY:
         run(["enroll", str(source)], home)
     start = time.perf_counter()
@@ -57,22 +75,32 @@ def main() -> None:
     write_dataset(source, identities=6, images_per_identity=8, seed=31)
     results, start = [], time.perf_counter()
     operations = list(COMMANDS)
-    durations = {op: timed_uncut(op, source, work / f"timing-{op}") for op in operations}
+    server = None
+    if postgres.why_not() is None:
+        server = postgres.PostgresServer().start()
+        operations += [op + SUFFIX for op in ON_POSTGRESQL]
+    else:
+        print(f"not on PostgreSQL: {postgres.why_not()}", flush=True)
+    durations = {op: timed_uncut(op, source, work / f"timing-{op}", server) for op in operations}
     print("uncut seconds: " + ", ".join(f"{op} {d:.1f}" for op, d in durations.items()), flush=True)
     for number in range(args.runs):
-        operation = operations[number % len(operations)]
+        named = operations[number % len(operations)]
+        operation = on_database(named, server)
         home = work / f"home-{number}"
         if operation in NEEDS_GALLERY:
             run(["enroll", str(source)], home)
-        delay = rng.uniform(WINDOW[0] * durations[operation], WINDOW[1] * durations[operation])
+        delay = rng.uniform(WINDOW[0] * durations[named], WINDOW[1] * durations[named])
         expected = 40 if operation == "remove" else 48
         result = crash_once(operation, source, home, delay, expected)
+        result.operation = named
         results.append(result)
         shutil.rmtree(home)
         status = "ok" if not result.problems else "; ".join(result.problems)
-        print(f"{number + 1}/{args.runs} {operation} killed at {delay:.1f} s "
+        print(f"{number + 1}/{args.runs} {named} killed at {delay:.1f} s "
               f"({'mid-run' if result.killed else 'after it ended'}): {status}", flush=True)
     shutil.rmtree(work)
+    if server is not None:
+        server.stop()
     write(args.out, results, time.perf_counter() - start, args)
 
 
