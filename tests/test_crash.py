@@ -18,6 +18,14 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def kill_and_check(source: Path, home: Path, operation: str, delay: float, enrolled_first: bool) -> None:
+    if enrolled_first:
+        run(["enroll", str(source)], home)
+    expected = 40 if operation == "remove" else 48
+    result = crash_once(operation, source, home, delay, expected)
+    assert result.problems == [], result
+
+
 @pytest.mark.parametrize(
     "operation, delay, enrolled_first",
     [("enroll", 4.0, False), ("enroll", 6.0, False), ("index-ivf", 3.5, True), ("remove", 3.5, True),
@@ -26,12 +34,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_killed_command_loses_nothing_and_finishes_when_run_again(
     source: Path, tmp_path: Path, operation: str, delay: float, enrolled_first: bool
 ) -> None:
-    home = tmp_path / "home"
-    if enrolled_first:
-        run(["enroll", str(source)], home)
-    expected = 40 if operation == "remove" else 48
-    result = crash_once(operation, source, home, delay, expected)
-    assert result.problems == [], result
+    kill_and_check(source, tmp_path / "home", operation, delay, enrolled_first)
 
 
 @pytest.mark.parametrize("operation, delay, enrolled_first", [("enroll", 5.0, False), ("remove", 3.5, True)])
@@ -42,10 +45,5 @@ def test_a_killed_command_on_postgresql_loses_nothing(
     """The same kill -9 with the gallery on a PostgreSQL server: the server rolls the killed
     client's open transaction back, and the home's index is reconciled with what committed."""
     monkeypatch.setenv("FACESEARCH_DATABASE_URL", postgres_server.url())
-    home = tmp_path / "home"
-    if enrolled_first:
-        run(["enroll", str(source)], home)
-    expected = 40 if operation == "remove" else 48
-    result = crash_once(operation, source, home, delay, expected)
-    assert result.problems == [], result
-    assert not (home / "gallery.db").exists()
+    kill_and_check(source, tmp_path / "home", operation, delay, enrolled_first)
+    assert not (tmp_path / "home" / "gallery.db").exists()

@@ -26,10 +26,11 @@ def gallery(home: Path, database: str, faces_dir: Path) -> Gallery:
     g.close()
 
 
-def answers(g: Gallery, faces_dir: Path) -> list[tuple[str, list[tuple[str, float]]]]:
+def answers(g: Gallery, faces_dir: Path, top_k: int = 3) -> list[tuple[str, list[tuple[str, float]]]]:
+    """Every photo of the folder as a query: (identity, [(match, score)...]) in file order."""
     out = []
     for path in sorted(faces_dir.glob("*/*.jpg")):
-        r = g.query(path, top_k=3)
+        r = g.query(path, top_k=top_k)
         out.append((r.identity, [(m.identity, m.score) for m in r.matches]))
     return out
 

@@ -18,14 +18,11 @@ from facesearch.engine import Gallery  # noqa: E402
 from facesearch.errors import Busy, InputError  # noqa: E402
 from facesearch.milvus_index import LITE_FILE, default_collection  # noqa: E402
 from tests.conftest import cli_json  # noqa: E402
+from tests.test_engine import answers as engine_answers  # noqa: E402
 
 
 def answers(g: Gallery, faces_dir: Path) -> list[tuple[str, list[tuple[str, float]]]]:
-    out = []
-    for path in sorted(faces_dir.glob("*/*.jpg")):
-        r = g.query(path, top_k=5)
-        out.append((r.identity, [(m.identity, m.score) for m in r.matches]))
-    return out
+    return engine_answers(g, faces_dir, top_k=5)
 
 
 def assert_same(got: list, expected: list) -> None:
