@@ -145,15 +145,18 @@ def forget_orphan_uploads(gallery: Gallery) -> int:
     """Delete the uploads that no face comes from: those a server killed between keeping them
     and enrolling them left behind (photos of a person, kept for nothing). Under the gallery
     lock, which every enroll request holds from saving to forgetting, so no upload in flight
-    is touched. Returns how many were deleted."""
+    is touched; when another writer holds it (a long CLI enroll), the server starts anyway and
+    the next start sweeps. Returns how many were deleted."""
     root = gallery.home.uploads
-    if not root.is_dir():
+    if not root.is_dir() or not gallery.lock.acquire(blocking=False):
         return 0
-    with gallery.lock:
+    try:
         files = [path for path in root.glob("*/*") if path.is_file()]
         used = gallery.store.stored_sources(str(path.resolve()) for path in files)
         orphans = [path for path in files if str(path.resolve()) not in used]
         forget_unused(gallery, {path: path.name for path in orphans})
+    finally:
+        gallery.lock.release()
     if orphans:
         log.warning("deleted %d uploads that no enrolled face comes from (a server stopped mid-enroll)", len(orphans))
     return len(orphans)

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from facesearch.engine import Gallery
+from facesearch.locking import GalleryLock
 from facesearch.service import create_app, forget_orphan_uploads
 from facesearch.synthetic import write_dataset
 from tests import badfiles
@@ -237,6 +238,12 @@ def test_a_new_server_deletes_uploads_that_no_face_comes_from(home: Path, faces_
         orphan.parent.mkdir(parents=True)
         orphan.write_bytes(photo.read_bytes())
         kept = [p for p in gallery.home.uploads.glob("kept/*")]
+        writer = GalleryLock(gallery.home.lock)  # another writer (a long CLI enroll) holds the gallery:
+        writer.acquire()
+        try:
+            assert forget_orphan_uploads(gallery) == 0 and orphan.exists()  # the server starts, sweeps later
+        finally:
+            writer.release()
         assert forget_orphan_uploads(gallery) == 1
         assert not orphan.parent.exists() and all(p.exists() for p in kept) and len(kept) == 1
         create_app(gallery)  # what a new server does on start: nothing more to delete
