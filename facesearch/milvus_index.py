@@ -46,10 +46,11 @@ def default_collection(gallery_uuid: str) -> str:
 class MilvusIndex:
     """Inner-product search over (face id, embedding) rows of one Milvus collection."""
 
-    def __init__(self, client: Any, collection: str, stamp: IndexStamp, spec: IndexSpec, count: int) -> None:
+    def __init__(self, client: Any, collection: str, stamp: IndexStamp, spec: IndexSpec, count: int | None = None) -> None:
+        """``count``: the rows it holds, when known (None: counted now, one round trip)."""
         self.client, self.collection, self.stamp, self.spec = client, collection, stamp, spec
         self.dim = stamp.dim
-        self._count = count
+        self._count = self._counted() if count is None else count
 
     @property
     def ntotal(self) -> int:
@@ -203,9 +204,7 @@ class MilvusCollection:
         if stamp.dim != state.dim:
             return None
         self.client.load_collection(self.name)
-        index = MilvusIndex(self.client, self.name, replace(stamp, kind="milvus"), self.spec, 0)
-        index._count = index._counted()
-        return index
+        return MilvusIndex(self.client, self.name, replace(stamp, kind="milvus"), self.spec)
 
     def create(self, stamp: IndexStamp, spec: IndexSpec, sample: np.ndarray | None, size: int) -> MilvusIndex:
         """A new, empty collection for this gallery (its old one, if any, dropped)."""

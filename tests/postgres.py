@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+
+from tests.serving import free_port
 
 USER = "facesearch"
 
@@ -42,12 +43,6 @@ def why_not() -> str | None:
         except KeyError:
             return "running as root and there is no postgres user to run the server as"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PostgresServer:
