@@ -404,12 +404,13 @@ class Gallery:
         min_face: int = 0,
     ) -> QueryResult:
         """``query`` of a photo's bytes (an upload); ``source`` names it in errors."""
-        encoder = self.encoder(model)
-        preparer = self.preparer(encoder, min_face=min_face, max_faces=max_faces)
-        photo = decode(data, source, draft_side=preparer.draft_side)
-        prepared = preparer.prepare(photo, source)  # no face: an ImageError saying so
-        batch = np.stack([f.pixels.transpose(2, 0, 1) for f in prepared.faces])  # (N, 3, S, S)
-        answers = self.search(encoder.embed_faces(batch), top_k)
+        with self.store.one_read():
+            encoder = self.encoder(model)
+            preparer = self.preparer(encoder, min_face=min_face, max_faces=max_faces)
+            photo = decode(data, source, draft_side=preparer.draft_side)
+            prepared = preparer.prepare(photo, source)  # no face: an ImageError saying so
+            batch = np.stack([f.pixels.transpose(2, 0, 1) for f in prepared.faces])  # (N, 3, S, S)
+            answers = self.search(encoder.embed_faces(batch), top_k)
         whole = (0.0, 0.0, float(photo.width), float(photo.height))
         faces = [
             FaceAnswer(f.face.box if f.face else whole, f.face, a.identity, a.score, a.matches)

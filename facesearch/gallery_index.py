@@ -56,10 +56,10 @@ class GalleryIndex:
             return self._sync()
 
     def _sync(self, spec: IndexSpec | None = None) -> FaceIndex:
-        state = self.store.state()
+        with self.store.one_read(fresh=True):  # state and spec in one read, under ``memory``
+            state, spec = self.store.state(), spec or self.spec
         if state.dim is None:
             raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
-        spec = spec or self.spec
         index = self._index
         if index is not None and (index.spec.kind, index.spec.place) != (spec.kind, spec.place):
             index = None  # another kind, or another Milvus collection: that one's own index

@@ -16,6 +16,7 @@ FAISS index (derived data) can tell whether it reflects the database it sits bes
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -177,6 +178,7 @@ class Store:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._pinned = threading.local()
 
     def _connect_args(self) -> dict:
         if self.is_sqlite:
@@ -229,7 +231,29 @@ class Store:
 
     # --- gallery-wide state -------------------------------------------------------------
 
+    @contextmanager
+    def one_read(self, fresh: bool = False) -> Iterator[None]:
+        """Within it (in this thread), ``gallery()``, ``state()`` and ``index_spec()`` answer
+        from one read of the gallery row: a query takes its encoder, detector, threshold and
+        index from one consistent view, in one round trip instead of several (each is 0.4 ms
+        on SQLite, a network round trip on PostgreSQL). Nested, it keeps the outer read,
+        unless ``fresh``: the index reads the row again under its own lock, so that it never
+        judges itself against a view older than itself. For readers: writes are not seen."""
+        outer = getattr(self._pinned, "row", None)
+        if outer is not None and not fresh:
+            yield
+            return
+        self._pinned.row = self._read_gallery()
+        try:
+            yield
+        finally:
+            self._pinned.row = outer
+
     def gallery(self) -> GalleryRow:
+        pinned = getattr(self._pinned, "row", None)
+        return pinned if pinned is not None else self._read_gallery()
+
+    def _read_gallery(self) -> GalleryRow:
         with self.session() as session:
             row = session.get(GalleryRow, 1)
             assert row is not None, "migrate() creates the gallery row"
@@ -237,10 +261,10 @@ class Store:
 
     def state(self, session: Session | None = None) -> GalleryState:
         if session is None:
-            with self.session() as own:
-                return self.state(own)
-        row = session.get(GalleryRow, 1)
-        assert row is not None
+            row = self.gallery()
+        else:
+            row = session.get(GalleryRow, 1)
+            assert row is not None
         return GalleryState(row.uuid, row.revision, row.encoder_fingerprint, row.embedding_dim)
 
     def bind_encoder(self, fingerprint: str, config: dict, dim: int) -> None:
