@@ -11,7 +11,7 @@ The cascade is the paper's, with its published settings: an image pyramid (facto
 smallest face ``min_size``) scanned by P-Net for proposals, refined by R-Net on 24x24
 crops, then scored, regressed and given five landmarks by O-Net on 48x48 crops; greedy
 non-maximum suppression between stages. The networks were converted from a Caffe original
-and see images transposed (width first), as ``_network_input`` gives them. Two departures
+and see images transposed (width first), as ``_run`` gives them. Two departures
 from the package, both its bugs: landmarks and boxes keep their sub-pixel values (it
 truncated them to integers), and a scale with exactly one proposal keeps that proposal's
 own regression (it read a mirrored cell's).
@@ -78,7 +78,7 @@ class Mtcnn:
         for scale in self.scales(height, width):
             size = (int(np.ceil(width * scale)), int(np.ceil(height * scale)))
             level = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-            regression, probability = self._pnet.run(None, {self._pnet_input: _network_input(level[None])})
+            regression, probability = _run(self._pnet, level[None])
             # Outputs are (1, W', H', C): index (column, row) of each 12x12 window.
             columns, rows = np.nonzero(probability[0, :, :, 1] >= THRESHOLDS[0])
             if not len(columns):
@@ -104,7 +104,7 @@ class Mtcnn:
         boxes = boxes[_usable(boxes)]
         if not len(boxes):
             return boxes
-        regression, probability = self._rnet.run(None, {self._rnet_input: _network_input(crops(rgb, boxes, 24))})
+        regression, probability = _run(self._rnet, crops(rgb, boxes, 24))
         keep = probability[:, 1] > THRESHOLDS[1]
         boxes = np.hstack([boxes[keep, :4], probability[keep, 1:2]])
         if not len(boxes):
@@ -118,9 +118,7 @@ class Mtcnn:
         boxes = boxes[_usable(boxes)]
         if not len(boxes):
             return boxes, np.empty((0, 5, 2))
-        regression, landmarks, probability = self._onet.run(
-            None, {self._onet_input: _network_input(crops(rgb, boxes, 48))}
-        )
+        regression, landmarks, probability = _run(self._onet, crops(rgb, boxes, 48))
         keep = probability[:, 1] > THRESHOLDS[2]
         boxes = np.hstack([boxes[keep, :4], probability[keep, 1:2]])
         landmarks, regression = landmarks[keep], regression[keep]
@@ -133,18 +131,6 @@ class Mtcnn:
         boxes = _regress(boxes, regression)
         pick = nms(boxes, 0.7, "min")
         return boxes[pick], points[pick]
-
-    @property
-    def _pnet_input(self) -> str:
-        return self._pnet.get_inputs()[0].name
-
-    @property
-    def _rnet_input(self) -> str:
-        return self._rnet.get_inputs()[0].name
-
-    @property
-    def _onet_input(self) -> str:
-        return self._onet.get_inputs()[0].name
 
 
 def network_folder() -> Path:
@@ -193,9 +179,10 @@ def crops(rgb: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
     return out
 
 
-def _network_input(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W, 3) RGB -> the networks' float input: (N, W, H, 3) in [-1, 1]."""
-    return np.ascontiguousarray(((images.astype(np.float32) - 127.5) * 0.0078125).transpose(0, 2, 1, 3))
+def _run(session: Any, images: np.ndarray) -> list[np.ndarray]:
+    """One network on uint8 (N, H, W, 3) RGB images, given as it takes them: (N, W, H, 3) in [-1, 1]."""
+    x = np.ascontiguousarray(((images.astype(np.float32) - 127.5) * 0.0078125).transpose(0, 2, 1, 3))
+    return session.run(None, {session.get_inputs()[0].name: x})
 
 
 def _usable(boxes: np.ndarray) -> np.ndarray:
