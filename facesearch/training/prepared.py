@@ -35,6 +35,7 @@ import torch
 from facesearch.datasets import face_loader
 from facesearch.encoders import FaceEncoder
 from facesearch.errors import ImageError, InputError
+from facesearch.face_finding.detectors import detector_key
 from facesearch.face_finding.prepare import FacePreparer
 from facesearch.fileio import atomic_write
 from facesearch.imaging import content_hash, read_bytes
@@ -54,14 +55,9 @@ def _quiet(description: str, done: int, total: int, info: str) -> None:
 
 
 def preparation_key(preprocessing: Preprocessing, detector: str) -> dict[str, Any]:
-    """What makes two preparations of one photo the same crop. A detector given as
-    ``name:FILE`` is named by its file's name and content hash, not its path, so the key
-    holds on another machine."""
-    spec = detector if preprocessing.detect else "none"
-    name, _, file = spec.partition(":")
-    if file:
-        digest = hashlib.sha256(Path(file).read_bytes()).hexdigest()[:16] if Path(file).is_file() else "missing"
-        spec = f"{name}:{Path(file).name}@{digest}"
+    """What makes two preparations of one photo the same crop (the detector named as
+    ``detector_key`` names it, so that the key holds on another machine)."""
+    spec = detector_key(detector) if preprocessing.detect else "none"
     return {
         "input_size": preprocessing.input_size,
         "alignment": preprocessing.alignment,
