@@ -275,13 +275,15 @@ def _readied(file_bytes: bytes, path: Path, rewrite_batch: bool) -> tuple[bytes,
     return (model.SerializeToString() if changed else file_bytes), fixed_one
 
 
-def open_session(model: bytes | Path, path: Path | None = None) -> Any:
-    """An onnxruntime session on the GPU when onnxruntime-gpu finds one, else the CPU; a model
-    it refuses is a ModelError that names ``path`` (the file itself when not given)."""
+def open_session(model: bytes | Path, path: Path | None = None, threads: int = 0) -> Any:
+    """An onnxruntime session on the GPU when onnxruntime-gpu finds one, else the CPU (on
+    ``threads`` threads, 0: onnxruntime's choice); a model it refuses is a ModelError that
+    names ``path`` (the file itself when not given)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # warnings (such as weights listed as inputs) are not errors
+    options.intra_op_num_threads = threads
     try:
         return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=_providers(ort))
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph kinds
