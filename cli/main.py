@@ -97,6 +97,13 @@ FlipOption = Annotated[
 ]
 
 
+class ScoringRule(str, Enum):
+    """facesearch.scoring.RULES, spelled out so that --help needs no numpy import."""
+
+    nearest = "nearest"
+    mean = "mean"
+
+
 class IndexKind(str, Enum):
     """facesearch.index.KINDS, spelled out so that --help needs no faiss import."""
 
@@ -382,6 +389,36 @@ def threshold(
                 gallery.set_threshold(value)
             result = {"threshold": gallery.threshold}
         emit(as_json, result, lambda r: typer.echo(f"{r['threshold']:.4f}"))
+
+
+@app.command()
+def scoring(
+    rule: Annotated[
+        Optional[ScoringRule],
+        typer.Argument(help="nearest: a person's best image decides (HW2P2); mean: their template "
+                       "(the mean of their embeddings). Omit to show.", show_default=False),
+    ] = None,
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show, or set, how a person is scored against a query face (query, bench and serve)."""
+    with failures(as_json):
+        with open_gallery(home, database_url) as gallery:
+            before = gallery.scoring
+            if rule is not None:
+                gallery.set_scoring(rule.value)
+            info = gallery.info()
+            result = {"scoring": info["scoring"], "threshold": info["threshold"], "threshold_source": info["threshold_source"]}
+            if result["scoring"] != before and info["threshold_source"] == "tuned":
+                result["note"] = f"the threshold was tuned under {before}: run `facesearch bench PROBES --tune` again"
+
+        def human(r: dict[str, Any]) -> None:
+            typer.echo(r["scoring"])
+            if "note" in r:
+                typer.echo(r["note"], err=True)
+
+        emit(as_json, result, human)
 
 
 @app.command("index")

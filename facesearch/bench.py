@@ -33,6 +33,7 @@ from facesearch.face_finding.prepare import FacePreparer, preparer_for
 from facesearch.fileio import atomic_write, read_text
 from facesearch.imaging import is_candidate
 from facesearch.layouts import Problem
+from facesearch.scoring import RULES, check_rule
 from facesearch.metrics import best_threshold, roc_auc
 
 LABELS_FILE = "verification_dev.csv"
@@ -220,6 +221,7 @@ def run_open_set(
         "task": "open-set",
         "probes": len(results),
         "threshold": gallery.threshold,
+        "scoring": gallery.scoring,
         **open_set_figures(results, enrolled),
         **detection,
         "failed": _failed(problems),
@@ -232,21 +234,17 @@ def run_open_set(
     return report, results
 
 
-SCORING_RULES = ("nearest", "mean")
-
-
 def identity_scores(
     queries: np.ndarray, stored: np.ndarray, names: np.ndarray, rule: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """(people, queries x people similarities) under a gallery scoring rule.
 
-    ``nearest``: a person's best-matching enrolled image (the HW2P2 rule, what queries use);
-    ``mean``: the cosine to the L2-normalised mean of the person's embeddings (a template,
-    which averages out one odd photo but also blurs a person enrolled in several poses).
-    Exhaustive numpy, for benchmarking a rule rather than serving it.
+    ``nearest``: a person's best-matching enrolled image (the HW2P2 rule);
+    ``mean``: the cosine to the L2-normalised mean of the person's embeddings (a template).
+    Exhaustive numpy over every person, for benchmarking a rule: queries serve them through
+    the index (facesearch.scoring), and a test holds the two to the same answers.
     """
-    if rule not in SCORING_RULES:
-        raise InputError(f"unknown scoring rule {rule!r} (known: {', '.join(SCORING_RULES)})")
+    check_rule(rule)
     people, person_of = np.unique(names, return_inverse=True)
     if rule == "mean":
         centres = np.zeros((len(people), stored.shape[1]), np.float64)
@@ -265,7 +263,7 @@ def compare_scoring(
 ) -> dict[str, Any]:
     """Open-set figures of each gallery scoring rule on the same probe embeddings (the
     gallery's encoder and stored embeddings), each at its own tuned threshold. The gallery's
-    threshold is left alone: only ``nearest`` is what queries do."""
+    threshold and rule are left alone (`facesearch scoring` sets the rule queries use)."""
     probes = Path(probes)
     files, label_of = labelled_probes(probes, labels)
     state, ids = gallery.store.snapshot_ids()
@@ -282,7 +280,7 @@ def compare_scoring(
     enrolled = set(names.tolist())
     report: dict[str, Any] = {"task": "scoring", "probes": len(positions), "no_face": done.no_face,
                               "failed": _failed(problems)}
-    for rule in SCORING_RULES:
+    for rule in RULES:
         people, similarities = identity_scores(vectors, stored, names, rule)
         best = similarities.argmax(axis=1)
         results = [

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from facesearch import scoring
 from facesearch.answers import (
     Conflict,
     EnrollReport,
     FaceAnswer,
-    Match,
     QueryResult,
     SeveralFaces,
     decide,
@@ -44,7 +44,7 @@ from facesearch.face_finding.prepare import FacePreparer, preparer_for
 from facesearch.home import Home
 from facesearch.imaging import content_hash, decode, read_bytes
 from facesearch.gallery_index import GalleryIndex
-from facesearch.index import FaceIndex, IndexSpec
+from facesearch.index import IndexSpec
 from facesearch.layouts import LabelledImage, Problem, gallery_images
 from facesearch.locking import GalleryLock
 from facesearch.migrations import stored_revision
@@ -422,44 +422,18 @@ class Gallery:
         """Answer many query embeddings at once (L2-normalised float32, N x D)."""
         if top_k < 1:
             raise InputError("--top-k must be at least 1")
-        threshold = self.threshold
+        row = self.store.gallery()
+        threshold = row.threshold
         with self.index.memory:  # an enroll in another thread may be adding to this index
             index = self.index.for_query()
             if index.ntotal == 0:
                 raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
-            ranked = self._rank(index, np.asarray(vectors, dtype=np.float32), top_k)
+            ranked = scoring.rank(index, self.store, np.asarray(vectors, dtype=np.float32), top_k, row.scoring)
         results = []
         for matches in ranked:
             identity, score = decide(matches, threshold)
             results.append(QueryResult(identity, score, threshold, matches))
         return results
-
-    def _rank(self, index: FaceIndex, vectors: np.ndarray, top_k: int) -> list[list[Match]]:
-        """Top identities per query, each scored by its best image (the HW2P2 rule).
-
-        The index ranks images, so a person with many photos could fill the top k alone:
-        fetch more neighbours until k distinct people are found or the gallery is exhausted.
-        """
-        ranked: list[list[Match] | None] = [None] * len(vectors)
-        pending = list(range(len(vectors)))
-        k = min(index.ntotal, max(16, 4 * top_k))
-        while pending:
-            scores, ids = index.search(vectors[pending], k)
-            records = self.store.faces(np.unique(ids[ids >= 0]).tolist())
-            still = []
-            for row, query in enumerate(pending):
-                matches: dict[str, Match] = {}
-                for score, face_id in zip(scores[row], ids[row]):
-                    record = records.get(int(face_id))
-                    if record is not None and record.identity not in matches:
-                        matches[record.identity] = Match(record.identity, float(score), record.source_path)
-                reached_all = k >= index.ntotal or ids[row, -1] < 0  # approximate: nothing further
-                if len(matches) >= top_k or reached_all:
-                    ranked[query] = list(matches.values())[:top_k]
-                else:
-                    still.append(query)
-            pending, k = still, min(index.ntotal, k * 4)
-        return [r or [] for r in ranked]
 
     # --- removal and settings -----------------------------------------------------------
 
@@ -495,6 +469,15 @@ class Gallery:
             raise InputError(f"threshold {value} is not a cosine similarity in [-1, 1]")
         self.store.set_threshold(float(value), source)
 
+    @property
+    def scoring(self) -> str:
+        return self.store.gallery().scoring
+
+    def set_scoring(self, rule: str) -> None:
+        """Score people by ``rule`` (facesearch.scoring). The threshold stays as it is: one
+        tuned under another rule wants `bench --tune` again (the CLI says so)."""
+        self.store.set_scoring(scoring.check_rule(rule))
+
     def identities(self) -> list[dict[str, Any]]:
         return [{"identity": name, "faces": faces} for name, faces in self.store.identities()]
 
@@ -518,6 +501,7 @@ class Gallery:
             "faces": faces,
             "threshold": row.threshold,
             "threshold_source": row.threshold_source,
+            "scoring": row.scoring,
             "index": self.index.info(state),
             "detector": row.detector,
             "device": runtime_device(self.device),

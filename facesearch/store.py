@@ -77,6 +77,7 @@ class GalleryRow(Base):
     index_kind: Mapped[str] = mapped_column(String(16), nullable=False, default="flat")
     index_params: Mapped[str | None] = mapped_column(Text)
     detector: Mapped[str | None] = mapped_column(Text)
+    scoring: Mapped[str] = mapped_column(String(16), nullable=False, default="nearest", server_default="nearest")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
@@ -273,6 +274,10 @@ class Store:
                 .values(threshold=value, threshold_source=source, updated_at=_now())
             )
 
+    def set_scoring(self, rule: str) -> None:
+        with self.session() as session:
+            session.execute(update(GalleryRow).where(GalleryRow.id == 1).values(scoring=rule, updated_at=_now()))
+
     def index_spec(self) -> tuple[str, dict[str, Any]]:
         """The gallery's index kind and its search parameters (see facesearch.index)."""
         row = self.gallery()
@@ -426,6 +431,19 @@ class Store:
                     out_vecs.append(blob)
         vectors = np.frombuffer(b"".join(out_vecs), dtype=np.float32).reshape(-1, dim)
         return np.asarray(out_ids, dtype=np.int64), vectors
+
+    def identity_embeddings(self, names: Sequence[str], dim: int) -> dict[str, np.ndarray]:
+        """Every stored vector of each named person (people not enrolled are absent)."""
+        blobs: dict[str, list[bytes]] = {}
+        with self.session() as session:
+            for chunk in _chunks(list(names), 900):
+                for name, blob in session.execute(
+                    select(Identity.name, Face.embedding)
+                    .join(Identity, Face.identity_id == Identity.id)
+                    .where(Identity.name.in_(chunk))
+                ):
+                    blobs.setdefault(name, []).append(blob)
+        return {name: np.frombuffer(b"".join(parts), dtype=np.float32).reshape(-1, dim) for name, parts in blobs.items()}
 
     def sources(self) -> list[tuple[int, str, str]]:
         """(id, source path, content hash) of every face, in id order."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 def stored_revision(engine: Engine) -> str | None:

@@ -161,3 +161,9 @@ def test_compare_scoring_nearest_rule_reproduces_bench(probe_set: tuple[Path, Pa
     assert report["nearest"]["accuracy_at_tuned"] == pytest.approx(bench["accuracy_at_tuned"])
     assert report["nearest"]["tuned_threshold"] == pytest.approx(bench["tuned_threshold"], abs=1e-6)
     assert set(report["mean"]) == {"rank1", "roc_auc", "tuned_threshold", "accuracy_at_tuned"}
+    assert bench["scoring"] == "nearest"
+    cli_json("scoring", "mean")
+    served = cli_json("bench", probes, "--tune")  # the rule served through the index
+    assert served["scoring"] == "mean" and served["rank1"] == report["mean"]["rank1"]
+    assert served["roc_auc"] == pytest.approx(report["mean"]["roc_auc"])
+    assert served["accuracy_at_tuned"] == pytest.approx(report["mean"]["accuracy_at_tuned"])

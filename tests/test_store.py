@@ -94,6 +94,7 @@ def test_a_gallery_from_the_first_schema_is_upgraded_with_its_data(database: str
     row = store.gallery()
     assert (row.uuid, row.threshold, row.threshold_source, row.revision) == ("old-uuid", 0.42, "tuned", 7)
     assert store.index_spec() == ("flat", {})
+    assert store.gallery().scoring == "nearest"  # what every gallery did before 0004
     store.set_index_spec("ivf", {"nprobe": 8})
     assert store.index_spec() == ("ivf", {"nprobe": 8})
 
