@@ -51,8 +51,9 @@ class Mtcnn:
     """Finds faces of at least ``min_size`` px; not thread-safe (one per worker thread).
 
     Each network runs on one thread: its inputs are small (a pyramid level, a few dozen
-    crops), so a second thread gained nothing (median 12.2-12.7 ms on one thread against
-    12.7-15.7 on onnxruntime's default two, over 20 cfp-dev probes, ad hoc), and enroll's
+    crops), so onnxruntime's default of a thread a core was slower (ad hoc, 2 cores, medians:
+    cfp-dev probes 10.5-10.7 ms against 13.0-13.3, 640x480 frames 46-48 against 49-54; two
+    threads for P-Net alone gained 5% on the frames and lost on the probes), and enroll's
     worker threads and the server's requests each have their own detector, which would
     otherwise fight over the cores."""
 
