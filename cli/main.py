@@ -111,6 +111,7 @@ class IndexKind(str, Enum):
     ivf = "ivf"
     hnsw = "hnsw"
     ivf_sq8 = "ivf-sq8"
+    ivf_sq6 = "ivf-sq6"
     ivf_pq = "ivf-pq"
     milvus = "milvus"
 

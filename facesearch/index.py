@@ -5,8 +5,8 @@ one of three kinds the gallery chooses (``IndexSpec``): ``flat`` (exact, the def
 ``ivf`` (inverted lists over k-means cells; approximate, much faster on large galleries),
 ``hnsw`` (a neighbour graph; approximate, cannot remove vectors, so a removal rebuilds it), or
 the compressed IVF kinds for galleries that would not fit in memory: ``ivf-sq8`` (8 bits per
-dimension, 1/4 of flat) and ``ivf-pq`` (product quantisation, one byte per 8 dimensions,
-1/32). Approximate kinds may miss the nearest image, but every score they return is its exact
+dimension: its codes are 1/4 of flat's floats, the face id on top), ``ivf-sq6`` (6 bits, 3/16)
+and ``ivf-pq`` (product quantisation, one byte per 8 dimensions, 1/32). Approximate kinds may miss the nearest image, but every score they return is its exact
 cosine, so the threshold means the same thing whatever the kind: the compressed kinds re-rank
 their best candidates on the float vectors the database stores (``FaceIndex.exact``). The CPU index is the master,
 because FAISS GPU indexes cannot remove vectors; when faiss has GPU support and CUDA is
@@ -75,12 +75,13 @@ class IndexFileError(Exception):
     """The index file is missing, truncated, corrupt or not ours: rebuild it."""
 
 
-KINDS = ("flat", "ivf", "hnsw", "ivf-sq8", "ivf-pq", "milvus")
+KINDS = ("flat", "ivf", "hnsw", "ivf-sq8", "ivf-sq6", "ivf-pq", "milvus")
 """All but milvus are FAISS indexes in HOME/index.faiss; milvus is a collection on a Milvus
 server or in a Milvus Lite file (facesearch.milvus_index), the same interface."""
-FAISS_KINDS = ("flat", "ivf", "hnsw", "ivf-sq8", "ivf-pq")
-IVF_KINDS = ("ivf", "ivf-sq8", "ivf-pq")
-COMPRESSED = ("ivf-sq8", "ivf-pq")
+FAISS_KINDS = ("flat", "ivf", "hnsw", "ivf-sq8", "ivf-sq6", "ivf-pq")
+IVF_KINDS = ("ivf", "ivf-sq8", "ivf-sq6", "ivf-pq")
+COMPRESSED = ("ivf-sq8", "ivf-sq6", "ivf-pq")
+SQ_BITS = {"ivf-sq8": 8, "ivf-sq6": 6}  # the scalar-quantised kinds: bits a dimension
 PQ_DIMS_PER_CODE = 8  # ivf-pq: one byte codes 8 dimensions (64 bytes for a 512-d face)
 PQ_TRAINING = 10_240  # ivf-pq's training sample at least: 40 points for each of a code's 256 values
 RERANK_FACTOR = 8  # compressed kinds: exact scores for this many candidates per result asked
@@ -208,8 +209,9 @@ def _new_faiss_index(dim: int, kind: str, sample: np.ndarray | None, size: int) 
     cells, quantiser = ivf_cells(size), faiss.IndexFlatIP(dim)
     if kind == "ivf":
         ivf = faiss.IndexIVFFlat(quantiser, dim, cells, faiss.METRIC_INNER_PRODUCT)
-    elif kind == "ivf-sq8":
-        ivf = faiss.IndexIVFScalarQuantizer(quantiser, dim, cells, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    elif kind in SQ_BITS:
+        codes = getattr(faiss.ScalarQuantizer, f"QT_{SQ_BITS[kind]}bit")
+        ivf = faiss.IndexIVFScalarQuantizer(quantiser, dim, cells, codes, faiss.METRIC_INNER_PRODUCT)
     else:
         ivf = faiss.IndexIVFPQ(quantiser, dim, cells, pq_codes(dim), pq_bits(len(sample)), faiss.METRIC_INNER_PRODUCT)
     ivf.cp.min_points_per_centroid = 1  # a small gallery gets few cells, and that is fine
@@ -233,7 +235,8 @@ def pq_bits(training: int) -> int:
     return int(max(1, min(8, math.floor(math.log2(max(training, 2))))))
 
 
-_FAISS_TYPES = {"ivf": "IndexIVFFlat", "ivf-sq8": "IndexIVFScalarQuantizer", "ivf-pq": "IndexIVFPQ"}
+_FAISS_TYPES = {"ivf": "IndexIVFFlat", "ivf-sq8": "IndexIVFScalarQuantizer", "ivf-sq6": "IndexIVFScalarQuantizer",
+                "ivf-pq": "IndexIVFPQ"}
 
 
 StoredVectors = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -409,7 +412,9 @@ class FaceIndex:
         except (ValueError, KeyError, TypeError, struct.error, RuntimeError) as exc:
             raise IndexFileError(f"{path}: corrupt ({exc})") from None
         expected = getattr(faiss, _FAISS_TYPES.get(stamp.kind, "IndexIDMap2"))
-        if stamp.kind not in FAISS_KINDS or not isinstance(inner, expected) or inner.d != stamp.dim:
+        if stamp.kind not in FAISS_KINDS or not isinstance(inner, expected) or inner.d != stamp.dim or (
+            stamp.kind in SQ_BITS and inner.code_size != (stamp.dim * SQ_BITS[stamp.kind] + 7) // 8
+        ):
             raise IndexFileError(f"{path}: corrupt (unexpected index type or dimension)")
         index = cls(stamp.dim, stamp, use_gpu)  # an empty flat shell, then the real contents
         index.cpu, index.stamp = inner, stamp

@@ -321,7 +321,7 @@ def test_reembed_changes_nothing_if_a_source_is_gone(home: Path, tmp_path: Path)
         assert g.query(src / "person_0000" / "0001.jpg").score == pytest.approx(1.0, abs=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["ivf", "hnsw", "ivf-sq8", "ivf-pq"])
+@pytest.mark.parametrize("kind", ["ivf", "hnsw", "ivf-sq8", "ivf-sq6", "ivf-pq"])
 def test_approximate_index_answers_as_the_exact_one_on_a_small_gallery(
     gallery: Gallery, faces_dir: Path, home: Path, kind: str
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -69,6 +70,15 @@ def test_damaged_index_files_are_refused(tmp_path: Path, damage: str) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(IndexFileError):
         FaceIndex.load(path)
+
+
+def test_an_index_of_other_codes_than_its_stamp_says_is_refused(tmp_path: Path) -> None:
+    vectors, _ = clustered(people=100, per_person=4)
+    index = build("ivf-sq8", vectors)
+    index.stamp = dataclasses.replace(index.stamp, kind="ivf-sq6")  # 8-bit codes called 6-bit
+    index.save(tmp_path / "i.faiss")
+    with pytest.raises(IndexFileError, match="unexpected index type"):
+        FaceIndex.load(tmp_path / "i.faiss")
 
 
 def test_stamp_describes_only_its_own_database_state() -> None:
@@ -177,7 +187,7 @@ def in_memory(ids: np.ndarray, vectors: np.ndarray) -> Callable[[np.ndarray], tu
     return lookup
 
 
-@pytest.mark.parametrize("kind", ["ivf-sq8", "ivf-pq"])
+@pytest.mark.parametrize("kind", ["ivf-sq8", "ivf-sq6", "ivf-pq"])
 def test_compressed_kinds_re_rank_to_exact_scores_in_a_fraction_of_the_memory(kind: str, tmp_path: Path) -> None:
     vectors, queries = clustered(people=3000, per_person=4)  # 12,000 faces: 8-bit PQ codes are fitted
     ids = np.arange(1000, 1000 + len(vectors))
@@ -193,7 +203,7 @@ def test_compressed_kinds_re_rank_to_exact_scores_in_a_fraction_of_the_memory(ki
     assert np.allclose(scores[same], exact_scores[same], atol=1e-6)  # re-ranked: the exact cosine
     assert np.all(np.diff(scores, axis=1) <= 0)
     dim = vectors.shape[1]
-    assert index.cpu.code_size == (dim if kind == "ivf-sq8" else dim // 8)  # bytes a face, against 4 dim flat
+    assert index.cpu.code_size == {"ivf-sq8": dim, "ivf-sq6": dim * 6 // 8, "ivf-pq": dim // 8}[kind]  # against 4 dim flat
     index.save(tmp_path / "c.faiss")
     flat.save(tmp_path / "f.faiss")
     assert (tmp_path / "c.faiss").stat().st_size < 0.4 * (tmp_path / "f.faiss").stat().st_size  # cells included
