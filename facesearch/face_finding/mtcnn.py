@@ -65,7 +65,6 @@ class Mtcnn:
         self._pnet, self._rnet, self._onet = (open_session(folder / f"{n}.onnx", threads=1) for n in NETWORKS)
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
-        height, width = rgb.shape[:2]
         boxes = self._propose(rgb)
         boxes = self._refine(rgb, boxes)
         boxes, points = self._finish(rgb, boxes)
