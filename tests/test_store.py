@@ -52,6 +52,20 @@ def test_add_faces_skips_known_content_and_bumps_revision(database: str) -> None
     assert store.identities() == [("a", 2)]
 
 
+def test_each_persons_vectors_and_the_scoring_rule(database: str) -> None:
+    store = open_store(database)
+    rng = np.random.default_rng(0)
+    faces = [NewFace(n, f"/x/{n}/{d}.jpg", d, rng.standard_normal(4).astype(np.float32)) for n, d in
+             [("a", "h1"), ("a", "h2"), ("b", "h3")]]
+    store.add_faces(faces)
+    got = store.identity_embeddings(["a", "b", "nobody"], 4)
+    assert set(got) == {"a", "b"} and got["a"].shape == (2, 4)
+    assert sorted(map(tuple, got["a"].tolist())) == sorted(tuple(f.embedding.tolist()) for f in faces[:2])
+    assert store.gallery().scoring == "nearest"
+    store.set_scoring("mean")
+    assert Store(store.url).gallery().scoring == "mean"
+
+
 def test_face_ids_are_never_reused(database: str) -> None:
     store = open_store(database)
     ids, _, _ = store.add_faces([face("a", "h1"), face("a", "h2")])
