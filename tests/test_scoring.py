@@ -13,7 +13,7 @@ from facesearch.bench import identity_scores
 from facesearch.engine import Gallery
 from facesearch.errors import InputError
 from facesearch.scoring import template
-from tests.conftest import cli_json
+from tests.conftest import cli, cli_json
 
 
 @pytest.fixture
@@ -86,6 +86,4 @@ def test_changing_the_rule_says_the_tuned_threshold_is_for_the_other(gallery: Ga
     changed = cli_json("scoring", "mean")
     assert changed["threshold"] == 0.61 and "tuned under nearest" in changed["note"]
     assert "note" not in cli_json("scoring", "mean")  # no change, nothing to say
-    from tests.conftest import cli
-
-    assert cli("scoring", "median").exit_code == 2
+    assert cli("scoring", "median").exit_code == 2  # bad usage
