@@ -409,9 +409,8 @@ def scoring(
             before = gallery.scoring
             if rule is not None:
                 gallery.set_scoring(rule.value)
-            info = gallery.info()
-            result = {"scoring": info["scoring"], "threshold": info["threshold"], "threshold_source": info["threshold_source"]}
-            if result["scoring"] != before and info["threshold_source"] == "tuned":
+            result = gallery.decision()
+            if result["scoring"] != before and result["threshold_source"] == "tuned":
                 result["note"] = f"the threshold was tuned under {before}: run `facesearch bench PROBES --tune` again"
 
         def human(r: dict[str, Any]) -> None:

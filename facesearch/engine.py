@@ -473,6 +473,12 @@ class Gallery:
     def scoring(self) -> str:
         return self.store.gallery().scoring
 
+    def decision(self) -> dict[str, Any]:
+        """How a query decides, from one read: the scoring rule and the threshold (with where
+        it came from: a threshold ``tuned`` under one rule is stale under another)."""
+        row = self.store.gallery()
+        return {"scoring": row.scoring, "threshold": row.threshold, "threshold_source": row.threshold_source}
+
     def set_scoring(self, rule: str) -> None:
         """Score people by ``rule`` (facesearch.scoring). The threshold stays as it is: one
         tuned under another rule wants `bench --tune` again (the CLI says so)."""
