@@ -141,8 +141,8 @@ def test_the_cascade_finds_the_faces_the_package_finds(detector: Mtcnn, monkeypa
 @pytest.mark.realdata
 @pytest.mark.skipif(not PHOTOS or not YUNET.is_file(), reason="cfp-dev or YuNet (../shared) is absent")
 def test_landmarks_agree_with_yunets(detector: Mtcnn) -> None:
-    """Median landmark error against YuNet's, over the inter-ocular distance: 0.078 measured
-    on 300 cfp-dev photos (the package's driver on OpenCV 5.0's engine: 0.113)."""
+    """Median landmark error against YuNet's, over the inter-ocular distance: 0.077 measured
+    on the 250 cfp-dev ``*_0001.jpg`` photos (the package's driver on OpenCV 5.1: 0.078)."""
     from facesearch.face_finding.detectors import YunetDetector
 
     yunet = YunetDetector(YUNET)
