@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.run import face_like_vectors, shown  # noqa: E402
+from facesearch.index import RERANK  # noqa: E402
 
 DIM = 512
 
@@ -92,11 +93,12 @@ def latencies(search, queries: np.ndarray, alone: int = 50) -> tuple[float, floa
 
 
 def measure(kind: str, gallery: np.ndarray, queries: np.ndarray, truth: np.ndarray, rng: np.random.Generator,
-            nprobes: list[int]) -> list[dict[str, Any]]:
-    """Rows for one kind: built once, searched at each of ``nprobes`` (IVF kinds)."""
+            nprobes: list[int], reranks: list[int]) -> list[dict[str, Any]]:
+    """Rows for one kind: built once, searched at each of ``nprobes`` (IVF kinds) and, for the
+    compressed kinds, each of ``reranks`` (candidates scored exactly)."""
     import faiss
 
-    from facesearch.index import FaceIndex, IndexSpec, IndexStamp, ivf_cells, training_size
+    from facesearch.index import COMPRESSED, FaceIndex, IndexSpec, IndexStamp, ivf_cells, training_size
 
     size = len(gallery)
     spec = IndexSpec(kind)
@@ -111,15 +113,18 @@ def measure(kind: str, gallery: np.ndarray, queries: np.ndarray, truth: np.ndarr
             "bytes_per_face": round(len(faiss.serialize_index(index.cpu)) / size, 1)}
     rows = []
     for nprobe in nprobes if kind != "flat" else [None]:
-        row = dict(base)
-        if nprobe is not None:
-            index.tune(IndexSpec(kind, nprobe=nprobe))
-            raw = index.cpu.search(queries, 1)[1][:, 0]  # the codes' own ranking, before the re-rank
-            row.update(nlist=ivf_cells(size), nprobe=nprobe, recall_at_1_without_rerank=round(float(np.mean(raw == truth)), 4))
-        row["recall_at_1"] = round(float(np.mean(index.search(queries, 1)[1][:, 0] == truth)), 4)
-        row["batch_ms"], row["single_ms"] = latencies(lambda q: index.search(q, 1), queries)
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
+        for rerank in reranks if kind in COMPRESSED else [None]:
+            row = dict(base)
+            if nprobe is not None:
+                index.tune(IndexSpec(kind, nprobe=nprobe, **({"rerank": rerank} if rerank else {})))
+                raw = index.cpu.search(queries, 1)[1][:, 0]  # the codes' own ranking, before the re-rank
+                row.update(nlist=ivf_cells(size), nprobe=nprobe, recall_at_1_without_rerank=round(float(np.mean(raw == truth)), 4))
+            if rerank is not None:
+                row["rerank"] = rerank
+            row["recall_at_1"] = round(float(np.mean(index.search(queries, 1)[1][:, 0] == truth)), 4)
+            row["batch_ms"], row["single_ms"] = latencies(lambda q: index.search(q, 1), queries)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
 
 
@@ -129,15 +134,17 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"{result['machine']}; {result['queries']} queries, {DIM}-d face-like vectors; the command of each size's run is in scale.json.",
         "Bytes per face: the serialised index over its faces (cells, codebooks, ids included). Re-rank: the",
-        "best candidates (8 per result asked, at least 64) scored exactly on the float vectors.",
+        "best candidates (8 per result asked, at least the gallery's `rerank` setting, 64 unless the row says",
+        "otherwise) scored exactly on the float vectors.",
         "",
-        "| faces | index | nprobe | bytes/face | of flat | build s | recall@1 | without re-rank | ms/query in a batch | ms one query |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| faces | index | nprobe | re-rank | bytes/face | of flat | build s | recall@1 | without re-rank | ms/query in a batch | ms one query |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         flat = 4 * DIM + 8  # a float vector and its id: what flat holds per face
+        rerank = row.get("rerank", RERANK if "nprobe" in row and row["index"] != "ivf" else "")
         lines.append(
-            f"| {row['size']:,} | {row['index']} | {row.get('nprobe', '')} | {row['bytes_per_face']:.0f} | {row['bytes_per_face'] / flat:.3f} | "
+            f"| {row['size']:,} | {row['index']} | {row.get('nprobe', '')} | {rerank} | {row['bytes_per_face']:.0f} | {row['bytes_per_face'] / flat:.3f} | "
             f"{row.get('build_s', '')} | {row.get('recall_at_1', '')} | {row.get('recall_at_1_without_rerank', '')} | "
             f"{row['batch_ms']} | {row['single_ms']} |"
         )
@@ -162,6 +169,7 @@ def main() -> None:
     parser.add_argument("--flat-max", type=int, default=1_000_000, help="largest size also built as flat")
     parser.add_argument("--kinds", default="ivf-sq8,ivf-pq")
     parser.add_argument("--nprobes", default="64,128,256", help="IVF cells searched per query (64: the gallery default)")
+    parser.add_argument("--reranks", default=str(RERANK), help="compressed kinds: candidates re-ranked exactly (64: the default)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/facesearch-scale"),
                         help="where sizes over --flat-max keep their vectors (20 GB at 10M)")
@@ -180,7 +188,8 @@ def main() -> None:
                      "batch_ms": round(1000 * exact_s / len(queries), 3), "single_ms": numpy_single})
         kinds = (["flat"] if size <= args.flat_max else []) + args.kinds.split(",")
         for kind in kinds:
-            rows.extend(measure(kind, gallery, queries, truth, rng, [int(n) for n in args.nprobes.split(",")]))
+            rows.extend(measure(kind, gallery, queries, truth, rng, [int(n) for n in args.nprobes.split(",")],
+                                [int(n) for n in args.reranks.split(",")]))
         del gallery
         for leftover in args.scratch.glob(f"gallery-{size}.npy"):
             leftover.unlink()

@@ -432,6 +432,11 @@ def index_settings(
     ef_search: Annotated[
         Optional[int], typer.Option(min=1, help="HNSW: search beam width (recall vs speed).")
     ] = None,
+    rerank: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="ivf-sq8, ivf-sq6, ivf-pq: candidates a query scored exactly on the stored vectors [default: 64]; "
+                     "more keeps recall up past a few million faces.", show_default=False),
+    ] = None,
     uri: Annotated[
         Optional[str],
         typer.Option(help="milvus: a server (http://HOST:19530) or a Milvus Lite file (*.db) [default: index.milvus.db in the home].",
@@ -448,7 +453,7 @@ def index_settings(
     milvus extra; the collection is filled from the database)."""
     with failures(as_json):
         with open_gallery(home, database_url) as gallery:
-            given = {"nprobe": nprobe, "ef_search": ef_search, "uri": uri, "collection": collection}
+            given = {"nprobe": nprobe, "ef_search": ef_search, "rerank": rerank, "uri": uri, "collection": collection}
             params = {k: v for k, v in given.items() if v is not None}
             if kind is not None or params:
                 gallery.set_index(kind.value if kind else gallery.index_spec.kind, **params)

@@ -85,7 +85,7 @@ SQ_BITS = {"ivf-sq8": 8, "ivf-sq6": 6}  # the scalar-quantised kinds: bits a dim
 PQ_DIMS_PER_CODE = 8  # ivf-pq: one byte codes 8 dimensions (64 bytes for a 512-d face)
 PQ_TRAINING = 10_240  # ivf-pq's training sample at least: 40 points for each of a code's 256 values
 RERANK_FACTOR = 8  # compressed kinds: exact scores for this many candidates per result asked
-RERANK_MIN = 64
+RERANK = 64  # ... and at least this many a query (the ``rerank`` search parameter's default)
 HNSW_LINKS = 32  # M: graph degree; memory grows by 2 M ids per vector
 HNSW_EF_CONSTRUCTION = 64
 IVF_POINTS_PER_CELL = 39  # FAISS's floor for a meaningful k-means cell
@@ -94,7 +94,7 @@ IVF_TRAINING_PER_CELL = 40  # k-means sample per cell (FAISS warns below 39)
 # recall@1 0.995 against 1.000 at nprobe 16 (ad-hoc measurement on face-like vectors).
 IVF_KMEANS_ITERATIONS = 10
 IVF_REBUILD_GROWTH = 4  # retrain once the gallery has grown this much since the last training
-_NUMBERS = {"nprobe": "ivf", "ef_search": "hnsw"}  # (nprobe: any IVF kind)
+_NUMBERS = {"nprobe": IVF_KINDS, "ef_search": ("hnsw",), "rerank": COMPRESSED}  # the kinds each applies to
 _WORDS = {"uri": "milvus", "collection": "milvus"}
 
 
@@ -102,8 +102,11 @@ _WORDS = {"uri": "milvus", "collection": "milvus"}
 class IndexSpec:
     """The gallery's choice of index and its search effort (or place, for Milvus).
 
-    ``nprobe`` (IVF: cells visited per query) and ``ef_search`` (HNSW: beam width) trade
-    speed for recall; benchmarks/results/speed.md has the measured curve behind the defaults.
+    ``nprobe`` (IVF: cells visited per query), ``ef_search`` (HNSW: beam width) and ``rerank``
+    (compressed kinds: candidates scored exactly on the stored vectors) trade speed for recall;
+    benchmarks/results/speed.md and scale.md have the measured curves behind the defaults. The
+    compressed codes rank worse as the gallery grows (more faces crowd each one's neighbourhood),
+    so past a few million faces ``rerank`` matters more than ``nprobe``.
     ``uri`` (Milvus: ``http://host:19530``, or a Milvus Lite file ``*.db``; default: one in the
     home) and ``collection`` (default: named after the gallery's uuid) say where its vectors are.
     """
@@ -111,6 +114,7 @@ class IndexSpec:
     kind: str = "flat"
     nprobe: int = 64
     ef_search: int = 128
+    rerank: int = RERANK
     uri: str | None = None
     collection: str | None = None
 
@@ -130,12 +134,17 @@ class IndexSpec:
                 raise InputError(f"index parameter {name} must be a non-empty string, not {value!r}")
             if name in _WORDS and kind != _WORDS[name]:
                 raise InputError(f"--{name} is for the {_WORDS[name]} index kind, not {kind}")
+            if name in _NUMBERS and kind not in _NUMBERS[name]:
+                flag = name.replace("_", "-")
+                raise InputError(f"--{flag} is for the {', '.join(_NUMBERS[name])} index kinds, not {kind}")
         return cls(kind, **params)
 
     def params(self) -> dict[str, Any]:
         """The parameters that apply to this kind (stored with the gallery)."""
         if self.kind == "milvus":
             return {k: v for k, v in (("uri", self.uri), ("collection", self.collection)) if v is not None}
+        if self.kind in COMPRESSED:
+            return {"nprobe": self.nprobe, "rerank": self.rerank}
         if self.kind in IVF_KINDS:
             return {"nprobe": self.nprobe}
         return {"hnsw": {"ef_search": self.ef_search}}.get(self.kind, {})
@@ -353,7 +362,7 @@ class FaceIndex:
         compressed = self.spec.kind in COMPRESSED
         if compressed and self.exact is None:
             raise RuntimeError(f"a {self.spec.kind} index answers only with its stored vectors (FaceIndex.exact) to re-rank")
-        wanted = min(max(k * RERANK_FACTOR, RERANK_MIN), max(self.ntotal, 1)) if compressed else k
+        wanted = min(max(k * RERANK_FACTOR, self.spec.rerank), max(self.ntotal, 1)) if compressed else k
         with _few_threads(len(queries) <= FEW_QUERIES and self.ntotal <= FEW_VECTORS):
             scores, ids = self._searcher().search(queries, wanted)
         if compressed:

@@ -176,6 +176,8 @@ def test_index_kind_from_enroll_and_the_index_command(home: Path, faces_dir: Pat
     assert cli_json("info")["index"]["kind"] == "ivf"
     assert cli("index", "annoy").exit_code == 2
     assert cli("index", "--nprobe", "0").exit_code == 2
+    refused = cli("index", "--rerank", "256")  # a setting of the compressed kinds only
+    assert refused.exit_code == 1 and "--rerank is for the ivf-sq8" in refused.stderr
     assert cli_json("enroll", faces_dir, "--index", "flat")["skipped"] == 24
     assert cli_json("index")["index"] | {"path": None} == {
         "path": None, "kind": "flat", "params": {}, "exists": True, "up_to_date": True, "gpu": False

@@ -164,11 +164,17 @@ def test_approximate_kinds_survive_save_and_load(tmp_path: Path, kind: str) -> N
 def test_index_spec_refuses_bad_kinds_and_parameters() -> None:
     assert IndexSpec.parse("ivf", {"nprobe": 8}).params() == {"nprobe": 8}
     assert IndexSpec.parse("flat").params() == {}
+    assert IndexSpec.parse("ivf-pq", {"rerank": 256}).params() == {"nprobe": 64, "rerank": 256}
+    assert IndexSpec.parse("ivf-sq6", {"nprobe": 8}).rerank == 64  # galleries stored before the setting
     for kind, params, message in [
         ("annoy", {}, "unknown index kind"),
         ("ivf", {"nprobe": 0}, "positive integer"),
         ("ivf", {"nprobe": 2.5}, "positive integer"),
         ("hnsw", {"M": 8}, "unknown index parameter"),
+        ("flat", {"nprobe": 8}, "--nprobe is for the ivf"),
+        ("ivf", {"rerank": 128}, "--rerank is for the ivf-sq8"),
+        ("ivf-pq", {"ef_search": 64}, "--ef-search is for the hnsw"),
+        ("ivf-sq8", {"rerank": 0}, "positive integer"),
     ]:
         with pytest.raises(InputError, match=message):
             IndexSpec.parse(kind, params)
@@ -222,3 +228,18 @@ def test_re_rank_drops_candidates_the_database_no_longer_has() -> None:
     scores, ids = rerank(vectors[[2, 0]], np.array([[12, 13, -1], [11, 10, 12]]), 3, stored)
     assert ids.tolist() == [[13, -1, -1], [10, 11, -1]]
     assert scores[1, 0] == pytest.approx(1.0) and scores[0, 1] == -1.0
+
+
+def test_more_candidates_re_ranked_recover_what_the_codes_rank_wrong() -> None:
+    """The ``rerank`` setting is the recall lever of PQ codes (their own ranking is coarse):
+    re-ranking every vector of the cells searched is exact search, and more never loses."""
+    vectors, queries = clustered(people=400, per_person=30)  # many photos a person: close calls
+    exact_ids = build("flat", vectors).search(queries, 1)[1][:, 0]
+    index = build("ivf-pq", vectors, nprobe=ivf_cells(len(vectors)))  # every cell: only the codes err
+    index.exact = in_memory(np.arange(1000, 1000 + len(vectors)), vectors)
+    codes_alone = float(np.mean(index.cpu.search(queries, 1)[1][:, 0] == exact_ids))
+    recall = {}
+    for rerank in (8, 64, len(vectors)):
+        index.tune(IndexSpec("ivf-pq", nprobe=ivf_cells(len(vectors)), rerank=rerank))
+        recall[rerank] = float(np.mean(index.search(queries, 1)[1][:, 0] == exact_ids))
+    assert codes_alone < recall[8] < recall[64] <= recall[len(vectors)] == 1.0
