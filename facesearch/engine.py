@@ -38,8 +38,9 @@ from facesearch.answers import (
 )
 from facesearch.datasets import face_loader
 from facesearch.devices import runtime_device
-from facesearch.encoders import FaceEncoder, copy_model, load_model, model_copy_name
-from facesearch.errors import GalleryError, ImageError, InputError, ModelError, UnknownIdentity
+from facesearch.binding import EncoderBinding
+from facesearch.encoders import FaceEncoder
+from facesearch.errors import GalleryError, ImageError, InputError, UnknownIdentity
 from facesearch.face_finding.prepare import FacePreparer, preparer_for
 from facesearch.home import Home
 from facesearch.imaging import content_hash, decode, read_bytes
@@ -48,7 +49,6 @@ from facesearch.index import IndexSpec
 from facesearch.layouts import LabelledImage, Problem, gallery_images
 from facesearch.locking import GalleryLock
 from facesearch.migrations import stored_revision
-from facesearch.models.reference import default_model
 from facesearch.store import GalleryState, NewFace, Store
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,7 @@ class Gallery:
         self.device = device
         self.detector = detector
         self.index = GalleryIndex(self.home, self.store, self.lock, gpu_index)
-        self._encoder: tuple[str, FaceEncoder] | None = None
-        self._memory = threading.RLock()  # the loaded encoder, against concurrent threads (serve)
+        self.binding = EncoderBinding(self.home, self.store, self.lock, self.index, device)
         self._preparers = threading.local()
         with self.lock:
             self.store.migrate()
@@ -104,59 +103,23 @@ class Gallery:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # --- encoder binding ----------------------------------------------------------------
+    # --- encoder binding (facesearch.binding) -----------------------------------------------
 
     def encoder(self, model: str | Path | None = None) -> FaceEncoder:
         """The encoder for queries: the gallery's own, or ``model`` if it is that same one."""
-        state = self.store.state()
-        if state.fingerprint is None:
-            raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
-        if model is not None:  # with the gallery's flip setting: the same weights match
-            encoder, fp = self._load(model, self.bound_config().get("flip", False))
-            self._check_binding(fp, state.fingerprint, model)
-            return encoder
-        return self._load_bound(state.fingerprint)
+        return self.binding.for_queries(model)
 
     def bound_config(self) -> dict[str, Any]:
         """The bound encoder's config as stored (empty before the first enroll)."""
-        return json.loads(self.store.gallery().encoder_config or "{}")
+        return self.binding.config()
 
     def bind_encoder(self, model: str | Path | None = None, flip: bool | None = None) -> FaceEncoder:
-        """The encoder enroll uses: the gallery's own; or, while the gallery has no faces,
-        ``model`` (or the default: $FACESEARCH_MODEL, else the shipped reference), which it then becomes bound to. ``flip`` sets
-        flip test-time augmentation (None: as the model file, or the gallery, has it)."""
-        state = self.store.state()
-        if model is None:
-            if state.fingerprint is None:
-                model = default_model()  # $FACESEARCH_MODEL, else the shipped encoder
-            elif flip is None:
-                return self._load_bound(state.fingerprint)
-            else:
-                model = self._model_path(state.fingerprint)  # the gallery's weights, flip changed
-        encoder, fp = self._load(model, flip)
-        if state.fingerprint not in (None, fp) and self.store.counts()[1]:
-            self._check_binding(fp, state.fingerprint, model)
-        if state.fingerprint != fp:
-            self._install_model_file(Path(model), fp, flip)
-            self._bind(encoder, fp)
-        return encoder
+        """The encoder enroll uses (see ``EncoderBinding.for_enroll``)."""
+        return self.binding.for_enroll(model, flip)
 
-    def _install_model_file(self, source: Path, fp: str, flip: bool | None) -> None:
-        target = self.home.models / model_copy_name(source, fp)
-        if not target.exists():
-            copy_model(source, target, flip)
-
-    def _bind(self, encoder: FaceEncoder, fp: str) -> None:
-        with self.lock:
-            self.store.bind_encoder(fp, encoder.describe(), encoder.dim)
-        self._encoder = (fp, encoder)
-        self.index.forget()
-
-    def _load(self, model: str | Path, flip: bool | None = None) -> tuple[FaceEncoder, str]:
-        encoder, fp = load_model(model, self.device, flip)
-        with self._memory:
-            self._encoder = (fp, encoder)
-        return encoder, fp
+    def bound_model_file(self) -> Path:
+        """The gallery's own model file (its copy in HOME/models/), to load it another way."""
+        return self.binding.model_file()
 
     def preparer(
         self, encoder: FaceEncoder, fallback: bool = False, min_face: int = 0, max_faces: int | None = None
@@ -176,42 +139,6 @@ class Gallery:
             cache[key] = chosen
         return cache[key]
 
-    def bound_model_file(self) -> Path:
-        """The gallery's own model file (its copy in HOME/models/), to load it another way."""
-        fp = self.store.state().fingerprint
-        if fp is None:
-            raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
-        return self._model_path(fp)
-
-    def _model_path(self, fp: str) -> Path:
-        path = self.home.model_file(fp)
-        if not path.exists():
-            raise ModelError(
-                f"the gallery's encoder file {path} is missing; pass --model with the model "
-                f"file the gallery was enrolled with (fingerprint {fp[:12]})"
-            )
-        return path
-
-    def _load_bound(self, fp: str) -> FaceEncoder:
-        with self._memory:  # concurrent first queries load it once
-            if self._encoder is not None and self._encoder[0] == fp:
-                return self._encoder[1]
-            path = self._model_path(fp)
-            encoder, loaded_fp = self._load(path)
-        if loaded_fp != fp:
-            raise ModelError(f"{path}: holds encoder {loaded_fp[:12]}, not the gallery's {fp[:12]}")
-        return encoder
-
-    @staticmethod
-    def _check_binding(fp: str, bound: str, model: str | Path) -> None:
-        if fp != bound:
-            raise ModelError(
-                f"{model}: encoder {fp[:12]} is not the one this gallery was enrolled with "
-                f"({bound[:12]}); embeddings of different encoders cannot be compared. Use the "
-                "gallery's model, re-embed the gallery with this one (enroll --reembed), or "
-                "use a new home (--home)"
-            )
-
     def reembed(
         self,
         model: str | Path,
@@ -225,7 +152,7 @@ class Gallery:
         All or nothing: if any source file is missing, unreadable or no longer the content
         that was enrolled, nothing changes. Returns the number of faces re-embedded.
         """
-        encoder, fp = self._load(model, flip)
+        encoder, fp = self.binding.load(model, flip)
         with self.lock:
             sources = self.store.sources()
             paths = [Path(path) for _, path, _ in sources]
@@ -249,11 +176,10 @@ class Gallery:
                 raise GalleryError(
                     f"cannot re-embed, nothing was changed: {'; '.join(problems[:3])}{more}"
                 )
-            self._install_model_file(Path(model), fp, flip)
+            self.binding.install(Path(model), fp, flip)
             ids = [face_id for face_id, _, _ in sources]
             self.store.rebind(fp, encoder.describe(), encoder.dim, ids, vectors)
             self.index.reset()
-        self._encoder = (fp, encoder)
         return len(sources)
 
     # --- enroll -------------------------------------------------------------------------

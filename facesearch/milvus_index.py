@@ -19,7 +19,6 @@ import logging
 import os
 import time
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
