@@ -142,7 +142,7 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for row in result["rows"]:
         flat = 4 * DIM + 8  # a float vector and its id: what flat holds per face
-        rerank = row.get("rerank", RERANK if "nprobe" in row and row["index"] != "ivf" else "")
+        rerank = _setting(row)[3] or ""
         lines.append(
             f"| {row['size']:,} | {row['index']} | {row.get('nprobe', '')} | {rerank} | {row['bytes_per_face']:.0f} | {row['bytes_per_face'] / flat:.3f} | "
             f"{row.get('build_s', '')} | {row.get('recall_at_1', '')} | {row.get('recall_at_1_without_rerank', '')} | "
@@ -154,12 +154,19 @@ def markdown(result: dict[str, Any]) -> str:
 _KIND_ORDER = {"numpy (exact baseline)": 0, "flat": 1, "ivf-sq8": 2, "ivf-sq6": 3, "ivf-pq": 4}
 
 
-def _earlier_rows(path: Path, measured: set[tuple[int, str]]) -> list[dict[str, Any]]:
-    """Rows of an earlier run for the (size, index) pairs not measured now: a 10M run need not
-    redo 1M, nor a new kind the others (the vectors are the same: one seed)."""
+def _setting(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What a row measured: the size, the kind and its search settings (rows of runs before
+    the re-rank setting re-ranked the default)."""
+    rerank = row.get("rerank", RERANK if row["index"] in ("ivf-sq8", "ivf-sq6", "ivf-pq") else None)
+    return row["size"], row["index"], row.get("nprobe"), rerank
+
+
+def _earlier_rows(path: Path, measured: set[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Rows of an earlier run for the settings not measured now: a 10M run need not redo 1M,
+    nor a new kind or setting the others (the vectors are the same: one seed)."""
     if not path.exists():
         return []
-    return [row for row in json.loads(path.read_text())["rows"] if (row["size"], row["index"]) not in measured]
+    return [row for row in json.loads(path.read_text())["rows"] if _setting(row) not in measured]
 
 
 def main() -> None:
@@ -196,11 +203,12 @@ def main() -> None:
     command = "python benchmarks/scale.py " + " ".join(sys.argv[1:])
     for row in rows:
         row["command"] = command
-    kept = _earlier_rows(args.out / "scale.json", {(row["size"], row["index"]) for row in rows})
+    kept = _earlier_rows(args.out / "scale.json", {_setting(row) for row in rows})
+    order = lambda r: (r["size"], _KIND_ORDER.get(r["index"], 9), r.get("nprobe") or 0, _setting(r)[3] or 0)  # noqa: E731
     result = {
         "command": command,
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
-        "queries": args.queries, "rows": sorted(kept + rows, key=lambda r: (r["size"], _KIND_ORDER.get(r["index"], 9))), "out": shown(args.out),
+        "queries": args.queries, "rows": sorted(kept + rows, key=order), "out": shown(args.out),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scale.json").write_text(json.dumps(result, indent=2) + "\n")
