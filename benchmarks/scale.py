@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.run import face_like_vectors, shown  # noqa: E402
-from facesearch.index import RERANK  # noqa: E402
+from facesearch.index import COMPRESSED, RERANK  # noqa: E402
 
 DIM = 512
 
@@ -157,7 +157,7 @@ _KIND_ORDER = {"numpy (exact baseline)": 0, "flat": 1, "ivf-sq8": 2, "ivf-sq6": 
 def _setting(row: dict[str, Any]) -> tuple[Any, ...]:
     """What a row measured: the size, the kind and its search settings (rows of runs before
     the re-rank setting re-ranked the default)."""
-    rerank = row.get("rerank", RERANK if row["index"] in ("ivf-sq8", "ivf-sq6", "ivf-pq") else None)
+    rerank = row.get("rerank", RERANK if row["index"] in COMPRESSED else None)
     return row["size"], row["index"], row.get("nprobe"), rerank
 
 
