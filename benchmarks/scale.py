@@ -142,7 +142,7 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for row in result["rows"]:
         flat = 4 * DIM + 8  # a float vector and its id: what flat holds per face
-        rerank = _setting(row)[3] or ""
+        rerank = _rerank(row) or ""
         lines.append(
             f"| {row['size']:,} | {row['index']} | {row.get('nprobe', '')} | {rerank} | {row['bytes_per_face']:.0f} | {row['bytes_per_face'] / flat:.3f} | "
             f"{row.get('build_s', '')} | {row.get('recall_at_1', '')} | {row.get('recall_at_1_without_rerank', '')} | "
@@ -154,16 +154,20 @@ def markdown(result: dict[str, Any]) -> str:
 _KIND_ORDER = {"numpy (exact baseline)": 0, "flat": 1, "ivf-sq8": 2, "ivf-sq6": 3, "ivf-pq": 4}
 
 
+def _rerank(row: dict[str, Any]) -> int | None:
+    """Candidates the row's kind re-ranked (rows of runs before the setting re-ranked the default)."""
+    return row.get("rerank", RERANK if row["index"] in COMPRESSED else None)
+
+
 def _setting(row: dict[str, Any]) -> tuple[Any, ...]:
-    """What a row measured: the size, the kind and its search settings (rows of runs before
-    the re-rank setting re-ranked the default)."""
-    rerank = row.get("rerank", RERANK if row["index"] in COMPRESSED else None)
-    return row["size"], row["index"], row.get("nprobe"), rerank
+    """What a row measured: the size, the kind and its search settings."""
+    return row["size"], row["index"], row.get("nprobe"), _rerank(row)
 
 
 def _earlier_rows(path: Path, measured: set[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """Rows of an earlier run for the settings not measured now: a 10M run need not redo 1M,
-    nor a new kind or setting the others (the vectors are the same: one seed)."""
+    nor a new kind or setting the others (the vectors are the same: one seed a size, since
+    2026-12-06; before, a size listed after another in --sizes drew other vectors)."""
     if not path.exists():
         return []
     return [row for row in json.loads(path.read_text())["rows"] if _setting(row) not in measured]
@@ -181,9 +185,9 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/facesearch-scale"),
                         help="where sizes over --flat-max keep their vectors (20 GB at 10M)")
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
     for size in [int(s) for s in args.sizes.split(",")]:
+        rng = np.random.default_rng(0)  # each size its own draw, whatever came before it in --sizes
         if size <= args.flat_max:
             gallery, queries = face_like_vectors(size, DIM, 4, rng)
         else:
@@ -204,7 +208,7 @@ def main() -> None:
     for row in rows:
         row["command"] = command
     kept = _earlier_rows(args.out / "scale.json", {_setting(row) for row in rows})
-    order = lambda r: (r["size"], _KIND_ORDER.get(r["index"], 9), r.get("nprobe") or 0, _setting(r)[3] or 0)  # noqa: E731
+    order = lambda r: (r["size"], _KIND_ORDER.get(r["index"], 9), r.get("nprobe") or 0, _rerank(r) or 0)  # noqa: E731
     result = {
         "command": command,
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
