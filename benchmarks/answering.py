@@ -58,7 +58,7 @@ def cold(home: Path, probe: Path, runs: int) -> dict[str, dict[str, float]]:
 def warm(gallery, probe: Path, count: int = 50) -> dict[str, float]:  # noqa: ANN001
     import numpy as np
 
-    from facesearch.imaging import decode, read_bytes
+    from facesearch.embedding.imaging import decode, read_bytes
 
     gallery.query(probe)
     whole = []
@@ -89,7 +89,7 @@ def warm(gallery, probe: Path, count: int = 50) -> dict[str, float]:  # noqa: AN
 def embedding(faces) -> dict:  # noqa: ANN001
     import numpy as np
 
-    from facesearch.encoders import load_model
+    from facesearch.embedding.encoders import load_model
     from facesearch.models.reference import REFERENCE_FILE, REFERENCE_ONNX
 
     onnx, _ = load_model(REFERENCE_ONNX)
@@ -119,8 +119,8 @@ def main() -> None:
     os.environ.pop("FACESEARCH_MODEL", None)
     import numpy as np
 
-    from facesearch.datasets import face_loader
-    from facesearch.engine import Gallery
+    from facesearch.embedding.loader import face_loader
+    from facesearch.gallery.engine import Gallery
 
     home = Path(tempfile.mkdtemp(prefix="facesearch-answering-")) / "home"
     probe = sorted((CFP / "verification" / "unknown_dev").glob("*.jpg"))[0]

@@ -6,7 +6,7 @@ nearest enrolled image (what `query` and `bench` do) or by the mean of their emb
 
 Both rules score the same probe embeddings (the gallery's encoder) against the same stored
 embeddings, with the bench's own figure code, each at its own tuned threshold; the gallery's
-threshold is not changed. Prints one JSON object (`facesearch.bench.compare_scoring`).
+threshold is not changed. Prints one JSON object (`facesearch.evaluation.bench.compare_scoring`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ def main() -> None:
     parser.add_argument("probes", type=Path, help="probe folder, labelled as for `facesearch bench`")
     parser.add_argument("--labels", type=Path, help="labels CSV [default: verification_dev.csv beside the probes]")
     args = parser.parse_args()
-    from facesearch.bench import compare_scoring
-    from facesearch.engine import Gallery
+    from facesearch.evaluation.bench import compare_scoring
+    from facesearch.gallery.engine import Gallery
 
     with Gallery(args.home) as gallery:
         print(json.dumps(compare_scoring(gallery, args.probes, args.labels), indent=2))

@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128, help="principal components kept")
     parser.add_argument("--whiten", action="store_true", help="divide each component by its standard deviation")
     args = parser.parse_args()
-    from facesearch.baselines import fit_pca_encoder
+    from facesearch.evaluation.baselines import fit_pca_encoder
     from facesearch.models import save_encoder
 
     encoder, count = fit_pca_encoder(args.data, args.dim, args.whiten)

@@ -54,8 +54,8 @@ def compose(crops: list[Path], width: int, height: int, rng: np.random.Generator
 
 
 def _detectors() -> dict[str, Any]:
-    from facesearch.face_finding.detectors import YunetDetector
-    from facesearch.face_finding.mtcnn import Mtcnn
+    from facesearch.embedding.face_finding.detectors import YunetDetector
+    from facesearch.embedding.face_finding.mtcnn import Mtcnn
 
     found: dict[str, Any] = {"mtcnn": Mtcnn()}
     if YUNET.exists():
@@ -66,7 +66,7 @@ def _detectors() -> dict[str, Any]:
 def bench_detect(args: argparse.Namespace) -> dict[str, Any]:
     """Milliseconds per photo for each detector, at 640x480 and 1280x960 (the same scenes
     scaled), with 3 real faces in each, and how many faces each found (score >= 0.9)."""
-    from facesearch.face_finding.prepare import STRONG
+    from facesearch.embedding.face_finding.prepare import STRONG
 
     rng = np.random.default_rng(0)
     crops = _crops()
@@ -92,7 +92,7 @@ def bench_onnx_batching(args: argparse.Namespace) -> dict[str, Any]:
     (batches of 16 and 64) against feeding the file's own batch of 1 face by face, and on
     OpenCV's DNN module (what ``runtime="auto"`` picks for it on a CPU); the settings take
     turns, each figure the median of ``--rounds`` (this machine's speed drifts in minutes)."""
-    from facesearch.onnx_runtime import OnnxEncoder
+    from facesearch.embedding.onnx_runtime import OnnxEncoder
 
     if not SFACE.exists():
         return {"skipped": "no SFace file"}
@@ -151,7 +151,7 @@ def bench_enroll_photos(args: argparse.Namespace) -> dict[str, Any]:
     """Raw-photo enroll (detect + align + embed + store + index; SFace + YuNet) against the
     plain OpenCV loop on the same photos, taking turns for ``--rounds`` rounds (medians), and
     enroll's share per stage in its median round."""
-    from facesearch.engine import Gallery
+    from facesearch.gallery.engine import Gallery
 
     if not (SFACE.exists() and YUNET.exists()):
         return {"skipped": "no SFace/YuNet files"}

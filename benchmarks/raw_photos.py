@@ -37,8 +37,8 @@ def framed(source: Path, target: Path, seed: int) -> Path:
 
 
 def open_set(known: Path, probes: Path, labels: Path, model: Path | None, detector: str | None) -> dict[str, Any]:
-    from facesearch.bench import run_open_set
-    from facesearch.engine import Gallery
+    from facesearch.evaluation.bench import run_open_set
+    from facesearch.gallery.engine import Gallery
 
     with tempfile.TemporaryDirectory() as home, Gallery(home, detector=detector) as gallery:
         start = time.perf_counter()

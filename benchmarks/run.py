@@ -61,7 +61,7 @@ def gallery_data(args: argparse.Namespace) -> Path:
 @stage("enroll")
 def bench_enroll(args: argparse.Namespace) -> dict[str, Any]:
     """End-to-end enroll into a fresh gallery, with the share of each stage."""
-    from facesearch.engine import Gallery
+    from facesearch.gallery.engine import Gallery
 
     data = gallery_data(args)
     with tempfile.TemporaryDirectory() as home, Gallery(home) as gallery:
@@ -86,7 +86,7 @@ def _median_ms(samples: list[float]) -> float:
 @stage("query")
 def bench_query(args: argparse.Namespace) -> dict[str, Any]:
     """Warm (in-process, encoder and index loaded) and cold (new `facesearch query` process)."""
-    from facesearch.engine import Gallery
+    from facesearch.gallery.engine import Gallery
 
     data = gallery_data(args)
     probes = sorted(data.glob("*/*"))[: args.queries]
@@ -170,7 +170,7 @@ def bench_search(args: argparse.Namespace) -> dict[str, Any]:
     against exact search. Latency both per query in a batch (bench) and for one query alone."""
     import numpy as np
 
-    from facesearch.index import FaceIndex, IndexSpec, IndexStamp, ivf_cells, training_size
+    from facesearch.index.faiss_index import FaceIndex, IndexSpec, IndexStamp, ivf_cells, training_size
 
     rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
@@ -224,7 +224,7 @@ def bench_decode(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from PIL import Image
 
-    from facesearch.imaging import load_face
+    from facesearch.embedding.imaging import load_face
 
     files = sorted(p for p in gallery_data(args).glob("*/*") if p.is_file())
 

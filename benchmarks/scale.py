@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.run import face_like_vectors, shown  # noqa: E402
-from facesearch.index import COMPRESSED, RERANK  # noqa: E402
+from facesearch.index.faiss_index import COMPRESSED, RERANK  # noqa: E402
 
 DIM = 512
 
@@ -98,7 +98,7 @@ def measure(kind: str, gallery: np.ndarray, queries: np.ndarray, truth: np.ndarr
     compressed kinds, each of ``reranks`` (candidates scored exactly)."""
     import faiss
 
-    from facesearch.index import COMPRESSED, FaceIndex, IndexSpec, IndexStamp, ivf_cells, training_size
+    from facesearch.index.faiss_index import COMPRESSED, FaceIndex, IndexSpec, IndexStamp, ivf_cells, training_size
 
     size = len(gallery)
     spec = IndexSpec(kind)

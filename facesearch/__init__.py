@@ -1,7 +1,7 @@
 """facesearch: a face search engine.
 
 The library is usable on its own; the ``facesearch`` command (``facesearch.cli``) is a thin
-layer over :class:`facesearch.engine.Gallery`.
+layer over :class:`facesearch.gallery.engine.Gallery`.
 """
 
 __version__ = "0.1.0"

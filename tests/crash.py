@@ -66,7 +66,7 @@ def run(args: list[str], home: Path, done_if: str | None = None) -> str:
 def state(home: Path, probe: Path | None, orphans: bool = True) -> tuple[int, list[str]]:
     """(faces, problems) of a home, opened as a new process would open it; ``orphans``: count
     uploads no face comes from as a problem (not right after a kill: the next server sweeps them)."""
-    from facesearch.engine import Gallery
+    from facesearch.gallery.engine import Gallery
 
     problems = []
     with Gallery(home) as gallery:

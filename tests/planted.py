@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facesearch.face_finding import Face, register_detector
-from facesearch.face_finding.align import ARCFACE_TEMPLATE
+from facesearch.embedding.face_finding import Face, register_detector
+from facesearch.embedding.face_finding.align import ARCFACE_TEMPLATE
 
 WHITE = (255, 255, 255)
 

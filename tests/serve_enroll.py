@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from facesearch.engine import Gallery
-from facesearch.service import create_app
+from facesearch.gallery.engine import Gallery
+from facesearch.serving.service import create_app
 from tests.serving import free_port
 
 

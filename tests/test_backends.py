@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesearch.engine import Gallery
+from facesearch.gallery.engine import Gallery
 from tests.conftest import CFP, needs_datasets
 from tests.postgres import PostgresServer
 

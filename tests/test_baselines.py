@@ -9,8 +9,8 @@ import pytest
 import torch
 from sklearn.decomposition import PCA
 
-from facesearch.baselines import fit_pca_encoder
-from facesearch.imaging import load_face
+from facesearch.evaluation.baselines import fit_pca_encoder
+from facesearch.embedding.imaging import load_face
 from facesearch.models import load_encoder, save_encoder
 from facesearch.models.encoder import normalize
 

@@ -11,8 +11,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from facesearch import UNKNOWN
-from facesearch.bench import compare_scoring, identity_scores
-from facesearch.engine import Gallery
+from facesearch.evaluation.bench import compare_scoring, identity_scores
+from facesearch.gallery.engine import Gallery
 from facesearch.errors import InputError
 from facesearch.synthetic import write_dataset, write_pairs
 from tests.conftest import cli, cli_json

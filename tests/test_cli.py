@@ -219,7 +219,7 @@ def test_a_home_and_every_file_in_it_are_private_whatever_the_umask(home: Path, 
     import os
     import stat
 
-    from facesearch.engine import Gallery
+    from facesearch.gallery.engine import Gallery
 
     old = os.umask(0)
     try:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from facesearch.engine import Gallery
-from facesearch.index import FaceIndex
+from facesearch.gallery.engine import Gallery
+from facesearch.index.faiss_index import FaceIndex
 from facesearch.synthetic import write_dataset
 from tests.postgres import PostgresServer
 
@@ -67,7 +67,7 @@ def test_two_homes_enrolling_into_one_postgres_database(tmp_path: Path, postgres
 
 QUERY_LOOP = """
 import json, os, sys, time
-from facesearch.engine import Gallery
+from facesearch.gallery.engine import Gallery
 from facesearch.errors import GalleryError
 home, probe, stop = sys.argv[1], sys.argv[2], sys.argv[3]
 answered, errors, end = 0, [], time.monotonic() + 300  # a bound, whatever the machine's load

@@ -16,7 +16,7 @@ from PIL import Image
 
 from facesearch.errors import InputError
 from facesearch.models import load_encoder
-from facesearch.preprocessing import Preprocessing
+from facesearch.embedding.preprocessing import Preprocessing
 from facesearch.synthetic import write_dataset
 from facesearch.training import TrainConfig, train
 from facesearch.training.data import AugmentConfig
@@ -112,7 +112,7 @@ def test_a_cache_refuses_other_faces_and_keeps_teachers_apart(tmp_path: Path, fo
     path = tmp_path / "c.pt"
     crops = preparation_key(Preprocessing(SIDE), "mtcnn")
     cache = FaceCache.open(path, crops)
-    from facesearch.face_finding.prepare import FacePreparer
+    from facesearch.embedding.face_finding.prepare import FacePreparer
 
     files = sorted(folders["people"].rglob("*.jpg"))[:4]
     rows = cache.add_files(files, FacePreparer(Preprocessing(SIDE)))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from facesearch import UNKNOWN
-from facesearch.engine import Gallery
+from facesearch.gallery.engine import Gallery
 from facesearch.errors import GalleryError, InputError, ModelError
-from facesearch.index import FaceIndex, ivf_cells, training_size
+from facesearch.index.faiss_index import FaceIndex, ivf_cells, training_size
 from facesearch.models import EncoderConfig, build_encoder, save_encoder
 from facesearch.synthetic import write_dataset
 from tests import badfiles
@@ -286,7 +286,7 @@ def test_batch_search_equals_single_queries(gallery: Gallery, faces_dir: Path) -
     encoder = gallery.encoder()
     import torch
 
-    from facesearch.imaging import load_face
+    from facesearch.embedding.imaging import load_face
 
     paths = sorted(faces_dir.glob("*/*.jpg"))[:6]
     vectors = encoder.embed(torch.from_numpy(np.stack([load_face(p)[0] for p in paths]))).numpy()
@@ -367,10 +367,10 @@ def test_ivf_is_refitted_when_the_gallery_outgrows_it(home: Path, faces_dir: Pat
 def test_enroll_without_a_model_uses_the_shipped_reference_encoder_on_onnx(
     home: Path, faces_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from facesearch.encoders import load_model
+    from facesearch.embedding.encoders import load_model
     from facesearch.models.encoder import read_model_file
     from facesearch.models.reference import REFERENCE_FILE, REFERENCE_ONNX
-    from facesearch.onnx_runtime import read_sidecar
+    from facesearch.embedding.onnx_runtime import read_sidecar
 
     monkeypatch.delenv("FACESEARCH_MODEL")
     shipped = read_model_file(REFERENCE_FILE)

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from facesearch.errors import ImageError, InputError
-from facesearch.face_finding import Face, parse_detector
-from facesearch.face_finding.align import ARCFACE_TEMPLATE, align, alignment_matrix, crop_matrix, template, warp
-from facesearch.face_finding.prepare import DETECT_SIDE, FacePreparer, preparer_for
-from facesearch.preprocessing import Preprocessing
+from facesearch.embedding.face_finding import Face, parse_detector
+from facesearch.embedding.face_finding.align import ARCFACE_TEMPLATE, align, alignment_matrix, crop_matrix, template, warp
+from facesearch.embedding.face_finding.prepare import DETECT_SIDE, FacePreparer, preparer_for
+from facesearch.embedding.preprocessing import Preprocessing
 from tests.planted import PlantedDetector, compose
 
 ALIGNED = Preprocessing(alignment="arcface-5pt", detect=True)

@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from facesearch.bench import read_labels
+from facesearch.evaluation.bench import read_labels
 from facesearch.errors import FaceSearchError
-from facesearch.imaging import DecodeLimits, decode, square_resize, to_chw
+from facesearch.embedding.imaging import DecodeLimits, decode, square_resize, to_chw
 from facesearch.models.encoder import read_model_file
-from facesearch.verification import read_pairs
+from facesearch.evaluation.verification import read_pairs
 
 FAST = settings(deadline=2000, suppress_health_check=[HealthCheck.too_slow])  # examples: the profile
 LIMITS = DecodeLimits(max_pixels=4_000_000)  # a mutated header may claim any size: bounded here

@@ -11,7 +11,7 @@ import torch
 
 from facesearch.errors import FaceSearchError
 from facesearch.models.encoder import read_model_file
-from facesearch.preprocessing import Preprocessing
+from facesearch.embedding.preprocessing import Preprocessing
 from facesearch.training.checkpoint import load_checkpoint
 from facesearch.training.prepared import FaceCache, preparation_key
 from tests.conftest import cli

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from facesearch.errors import ImageError
-from facesearch.imaging import DecodeLimits, decode, load_face, read_bytes, square_resize, to_rgb
+from facesearch.embedding.imaging import DecodeLimits, decode, load_face, read_bytes, square_resize, to_rgb
 from tests import badfiles
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from facesearch.errors import InputError
-from facesearch.index import IVF_KINDS, FaceIndex, IndexFileError, IndexSpec, IndexStamp, ivf_cells, read_stamp, training_size
-from facesearch.store import GalleryState
+from facesearch.index.faiss_index import IVF_KINDS, FaceIndex, IndexFileError, IndexSpec, IndexStamp, ivf_cells, read_stamp, training_size
+from facesearch.gallery.store import GalleryState
 
 
 def unit(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
@@ -221,7 +221,7 @@ def test_compressed_kinds_re_rank_to_exact_scores_in_a_fraction_of_the_memory(ki
 
 
 def test_re_rank_drops_candidates_the_database_no_longer_has() -> None:
-    from facesearch.index import rerank
+    from facesearch.index.faiss_index import rerank
 
     vectors = np.eye(4, dtype=np.float32)
     stored = in_memory(np.array([10, 11, 13]), vectors[[0, 1, 3]])  # 12 was removed

@@ -14,9 +14,9 @@ import pytest
 
 pytest.importorskip("milvus_lite", reason="Milvus Lite is not installed: pip install 'facesearch[milvus]'")
 
-from facesearch.engine import Gallery  # noqa: E402
+from facesearch.gallery.engine import Gallery  # noqa: E402
 from facesearch.errors import Busy, InputError  # noqa: E402
-from facesearch.milvus_index import LITE_FILE, default_collection  # noqa: E402
+from facesearch.index.milvus import LITE_FILE, default_collection  # noqa: E402
 from tests.conftest import cli_json  # noqa: E402
 from tests.test_engine import answers as engine_answers  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Our MTCNN cascade (facesearch.face_finding.mtcnn): its box arithmetic, its answers on
+"""Our MTCNN cascade (facesearch.embedding.face_finding.mtcnn): its box arithmetic, its answers on
 photos without faces, and, on real photos when ../shared is present, the faces and
 landmarks of the package's own driver (the cascade it replaces, its networks run by
 onnxruntime) and YuNet's landmarks."""
@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesearch.face_finding import mtcnn
-from facesearch.face_finding.detectors import create_detector, detector_key
-from facesearch.face_finding.mtcnn import Mtcnn, crops, nms
-from facesearch.imaging import decode, read_bytes
+from facesearch.embedding.face_finding import mtcnn
+from facesearch.embedding.face_finding.detectors import create_detector, detector_key
+from facesearch.embedding.face_finding.mtcnn import Mtcnn, crops, nms
+from facesearch.embedding.imaging import decode, read_bytes
 from tests.conftest import CFP
 
 YUNET = Path(__file__).resolve().parents[2] / "shared" / "models" / "sface" / "face_detection_yunet_2023mar.onnx"
@@ -90,7 +90,7 @@ class _OnnxruntimeNet:
     5's DNN engine computes R-Net wrongly, and 5.1 dropped the classic engine that did not."""
 
     def __init__(self, path: str) -> None:
-        from facesearch.onnx_runtime import open_session
+        from facesearch.embedding.onnx_runtime import open_session
 
         self.session, self.x = open_session(Path(path)), None
 
@@ -143,7 +143,7 @@ def test_the_cascade_finds_the_faces_the_package_finds(detector: Mtcnn, monkeypa
 def test_landmarks_agree_with_yunets(detector: Mtcnn) -> None:
     """Median landmark error against YuNet's, over the inter-ocular distance: 0.077 measured
     on the 250 cfp-dev ``*_0001.jpg`` photos (the package's driver on OpenCV 5.1: 0.078)."""
-    from facesearch.face_finding.detectors import YunetDetector
+    from facesearch.embedding.face_finding.detectors import YunetDetector
 
     yunet = YunetDetector(YUNET)
     errors = []

@@ -11,11 +11,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from facesearch.encoders import load_model
-from facesearch.engine import Gallery
+from facesearch.embedding.encoders import load_model
+from facesearch.gallery.engine import Gallery
 from facesearch.errors import ModelError
 from facesearch.models import EncoderConfig, build_encoder, save_encoder
-from facesearch.onnx_runtime import SIDECAR_FORMAT, OnnxEncoder
+from facesearch.embedding.onnx_runtime import SIDECAR_FORMAT, OnnxEncoder
 from tests.conftest import cli_json
 
 SIDECAR = {"format": SIDECAR_FORMAT, "name": "toy", "input_size": 32, "channels": "rgb",
@@ -159,7 +159,7 @@ def test_export_writes_a_sidecar_and_matches_torch(exported: tuple[Path, Path], 
     assert sidecar["format"] == SIDECAR_FORMAT and sidecar["mean"] == [127.5] * 3 and sidecar["alignment"] == "crop"
     torch_encoder, _ = load_model(model, "cpu")
     onnx_encoder, _ = load_model(onnx_file)
-    from facesearch.datasets import face_loader
+    from facesearch.embedding.loader import face_loader
 
     faces = np.concatenate([b.images for b in face_loader(sorted(faces_dir.glob("*/*.jpg")), 112)])
     cosines = np.sum(torch_encoder.embed_faces(faces) * onnx_encoder.embed_faces(faces), axis=1)
@@ -192,7 +192,7 @@ def test_export_refuses_what_it_cannot_write(exported: tuple[Path, Path], tmp_pa
 
 
 def test_opencv_runs_the_network_only_when_it_gives_onnxruntimes_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from facesearch import onnx_runtime
+    from facesearch.embedding import onnx_runtime
 
     path = write(channel_means(1), tmp_path / "toy.onnx")
     auto, plain = OnnxEncoder(path), OnnxEncoder(path, runtime="onnxruntime")

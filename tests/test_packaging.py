@@ -27,7 +27,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
 def test_wheel_holds_cli_and_migrations(wheel: zipfile.ZipFile) -> None:
     names = set(wheel.namelist())
     for required in [
-        "facesearch/engine.py",
+        "facesearch/gallery/engine.py",
         "facesearch/cli/main.py",
         "facesearch/models/margins.py",
         "facesearch/training/data.py",
@@ -37,13 +37,13 @@ def test_wheel_holds_cli_and_migrations(wheel: zipfile.ZipFile) -> None:
         "facesearch/migrations/versions/0001_initial.py",
         "facesearch/migrations/versions/0002_index_kind.py",
         "facesearch/migrations/versions/0003_detector.py",
-        "facesearch/face_finding/detectors.py",
-        "facesearch/onnx_runtime.py",
+        "facesearch/embedding/face_finding/detectors.py",
+        "facesearch/embedding/onnx_runtime.py",
         "facesearch/models/reference.pt",
         "facesearch/models/reference.onnx",
         "facesearch/models/reference.onnx.json",
-        "facesearch/service.py",
-        "facesearch/page/index.html",
+        "facesearch/serving/service.py",
+        "facesearch/serving/page/index.html",
     ]:
         assert required in names, required
     assert not any(n.startswith(("cli/", "migrations/", "tests/")) for n in names)
@@ -80,3 +80,16 @@ def test_installed_wheel_runs_enroll_and_query(wheel: zipfile.ZipFile, tmp_path:
     # The shipped reference detects and aligns; synthetic faces are crops no detector finds.
     assert '"enrolled": 24' in run("enroll", str(faces_dir), "--no-detect")
     assert '"identity": "person_0002"' in run("query", str(faces_dir / "person_0002" / "0000.jpg"))
+
+
+def test_checkout_is_the_package(tmp_path: Path) -> None:
+    """A plain checkout imports what the wheel holds (the CLI and the migrations too), with
+    nothing installed but the checkout on the path; alembic.ini names real folders."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import facesearch.migrations.runner as r, facesearch.cli.main; print(r.SCRIPT_LOCATION)"],
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, cwd=tmp_path, capture_output=True, text=True, check=True,
+    )
+    assert Path(done.stdout.strip()).resolve() == (ROOT / "facesearch" / "migrations").resolve()
+    ini = (ROOT / "alembic.ini").read_text()
+    location = next(line.split("=", 1)[1].strip() for line in ini.splitlines() if line.startswith("script_location"))
+    assert (ROOT / location / "env.py").is_file()

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from facesearch.engine import Gallery
+from facesearch.gallery.engine import Gallery
 from tests.serving import AUTH, TOKEN, served
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

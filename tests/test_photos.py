@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from facesearch import UNKNOWN
-from facesearch.engine import Gallery
+from facesearch.gallery.engine import Gallery
 from facesearch.errors import ImageError
 from facesearch.models import EncoderConfig, build_encoder, save_encoder
 from tests import badfiles, planted
@@ -128,7 +128,7 @@ def test_the_gallery_remembers_its_enroll_detector(gallery: Gallery, home: Path,
 
 
 def test_bench_prepares_probes_like_queries_and_counts_faceless_ones(gallery: Gallery, faces_dir: Path, tmp_path: Path) -> None:
-    from facesearch.bench import run_open_set
+    from facesearch.evaluation.bench import run_open_set
 
     probes = tmp_path / "probes"
     probes.mkdir()

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facesearch.engine import Gallery
-from facesearch.face_finding.align import align
-from facesearch.face_finding.detectors import YunetDetector
-from facesearch.face_finding.mtcnn import Mtcnn
-from facesearch.imaging import decode, read_bytes
+from facesearch.gallery.engine import Gallery
+from facesearch.embedding.face_finding.align import align
+from facesearch.embedding.face_finding.detectors import YunetDetector
+from facesearch.embedding.face_finding.mtcnn import Mtcnn
+from facesearch.embedding.imaging import decode, read_bytes
 from tests.conftest import CFP, cli_json, needs_datasets
 
 SFACE_DIR = Path(__file__).resolve().parents[2] / "shared" / "models" / "sface"
@@ -48,7 +48,7 @@ def test_detectors_find_the_face_of_a_real_crop(make: object) -> None:
 def test_alignment_matches_opencvs_own() -> None:
     import cv2
 
-    from facesearch.onnx_runtime import OnnxEncoder
+    from facesearch.embedding.onnx_runtime import OnnxEncoder
 
     recognizer = cv2.FaceRecognizerSF.create(str(SFACE), "")
     detector = cv2.FaceDetectorYN.create(str(YUNET), "", (320, 320), 0.6)

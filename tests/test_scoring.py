@@ -1,6 +1,6 @@
-"""Gallery scoring rules served through the index (facesearch.scoring): ``nearest`` (the
+"""Gallery scoring rules served through the index (facesearch.gallery.scoring): ``nearest`` (the
 default, HW2P2's) and ``mean`` (each person's template), held to the exhaustive numpy rules
-of facesearch.bench; the setting, its CLI and what it says about the threshold."""
+of facesearch.evaluation.bench; the setting, its CLI and what it says about the threshold."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesearch.bench import identity_scores
-from facesearch.engine import Gallery
+from facesearch.evaluation.bench import identity_scores
+from facesearch.gallery.engine import Gallery
 from facesearch.errors import InputError
-from facesearch.scoring import template
+from facesearch.gallery.scoring import template
 from tests.conftest import cli, cli_json
 
 

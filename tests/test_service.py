@@ -13,9 +13,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from facesearch.engine import Gallery
-from facesearch.locking import GalleryLock
-from facesearch.service import create_app, forget_orphan_uploads
+from facesearch.gallery.engine import Gallery
+from facesearch.gallery.locking import GalleryLock
+from facesearch.serving.service import create_app, forget_orphan_uploads
 from facesearch.synthetic import write_dataset
 from tests import badfiles
 from tests.conftest import cli, cli_json
@@ -209,7 +209,7 @@ def test_a_30_mb_upload_gets_413_under_the_default_limit(gallery: Gallery) -> No
 
 
 def test_a_write_while_another_process_holds_the_gallery_waits_then_answers_503(home: Path, faces_dir: Path) -> None:
-    from facesearch.locking import GalleryLock
+    from facesearch.gallery.locking import GalleryLock
 
     with Gallery(home, lock_timeout=0.5) as g:
         g.enroll(faces_dir)

@@ -11,7 +11,7 @@ from facesearch.migrations.runner import current_revision, head_revision
 from sqlalchemy import inspect, text
 
 from facesearch.errors import GalleryError
-from facesearch.store import NewFace, Store
+from facesearch.gallery.store import NewFace, Store
 
 
 def open_store(url: str) -> Store:
@@ -88,7 +88,7 @@ def test_a_gallery_from_the_first_schema_is_upgraded_with_its_data(database: str
     from facesearch.migrations.runner import alembic_config
     from sqlalchemy import create_engine
 
-    from facesearch.store import database_url
+    from facesearch.gallery.store import database_url
 
     url = database
     home.mkdir()  # where the SQLite file goes (Store would make it; this writes before Store)
@@ -114,7 +114,7 @@ def test_a_gallery_from_the_first_schema_is_upgraded_with_its_data(database: str
 
 
 def test_postgresql_urls_mean_psycopg_3() -> None:
-    from facesearch.store import database_url
+    from facesearch.gallery.store import database_url
 
     for given in ("postgresql://u@h/db", "postgres://u@h/db"):
         assert database_url(given).drivername == "postgresql+psycopg"

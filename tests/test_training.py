@@ -261,7 +261,7 @@ def test_an_undecodable_pairs_image_is_refused(people: Path, tmp_path: Path) -> 
 def test_bench_classification_scores_the_model_file_classifier(people: Path, tmp_path: Path) -> None:
     import numpy as np
 
-    from facesearch.imaging import load_face
+    from facesearch.embedding.imaging import load_face
     from facesearch.models.encoder import load_classifier
 
     out = tmp_path / "phase1.pt"

@@ -9,9 +9,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from facesearch.errors import InputError
-from facesearch.metrics import best_threshold, kfold_accuracy, roc_auc, tar_at_far, verification_report
+from facesearch.evaluation.metrics import best_threshold, kfold_accuracy, roc_auc, tar_at_far, verification_report
 from facesearch.models import build_encoder
-from facesearch.verification import evaluate_pairs, read_pairs
+from facesearch.evaluation.verification import evaluate_pairs, read_pairs
 from tests.conftest import CFP, needs_datasets
 
 

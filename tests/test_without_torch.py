@@ -20,7 +20,7 @@ SCRIPT = Path(__file__).with_name("without_torch.py")
 
 @pytest.fixture(scope="module")
 def crop_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from facesearch.export import export_onnx
+    from facesearch.models.export import export_onnx
 
     out = tmp_path_factory.mktemp("onnx") / "crop.onnx"
     export_onnx(CROP_ENCODER, out)

@@ -27,7 +27,7 @@ from facesearch.fileio import atomic_write
 from facesearch.models.backbones import create_backbone
 from facesearch.models.classifier import Classifier
 from facesearch.models.heads import create_head
-from facesearch.preprocessing import Preprocessing
+from facesearch.embedding.preprocessing import Preprocessing
 
 FORMAT = "facesearch.encoder"
 FORMAT_VERSION = 1
@@ -49,7 +49,7 @@ class EncoderConfig:
     # Test-time augmentation: embed each face and its mirror image, sum, renormalise. It
     # changes every embedding, so it is part of the encoder (and of its fingerprint).
     flip: bool = False
-    # How faces are prepared for this network (see facesearch.preprocessing): every model
+    # How faces are prepared for this network (see facesearch.embedding.preprocessing): every model
     # trained before detection existed saw tight crops.
     alignment: str = "crop"
     detect: bool = False
@@ -94,7 +94,7 @@ class Encoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    # --- the runtime-neutral face encoder interface (facesearch.encoders.FaceEncoder) ---
+    # --- the runtime-neutral face encoder interface (facesearch.embedding.encoders.FaceEncoder) ---
 
     @property
     def preprocessing(self) -> Preprocessing:

@@ -44,7 +44,7 @@ def export_reference(
     meta kept (plus ``meta``, such as the credits of what it learnt from), its classifier
     dropped (the gallery does not use it); then its ONNX form beside it (``check``: photos
     the two must agree on, as `facesearch export --check`). Returns both fingerprints."""
-    from facesearch.export import export_onnx
+    from facesearch.models.export import export_onnx
     from facesearch.models.encoder import encoder_from_payload, read_model_file, save_encoder
 
     target = Path(target)

@@ -12,7 +12,7 @@ from facesearch.models.backbones import list_backbones
 from facesearch.models.encoder import EncoderConfig
 from facesearch.models.heads import HEADS
 from facesearch.models.margins import LOSSES
-from facesearch.preprocessing import ALIGNMENTS
+from facesearch.embedding.preprocessing import ALIGNMENTS
 from facesearch.training.data import AugmentConfig
 from facesearch.training.optim import OPTIMIZERS, SCHEDULERS
 

@@ -19,8 +19,8 @@ import torch
 from torch.utils.data import Dataset, WeightedRandomSampler
 
 from facesearch.errors import ImageError, InputError
-from facesearch.imaging import load_face
-from facesearch.layouts import gallery_images
+from facesearch.embedding.imaging import load_face
+from facesearch.gallery.layouts import gallery_images
 
 log = logging.getLogger(__name__)
 

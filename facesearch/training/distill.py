@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facesearch.encoders import FaceEncoder, load_model
+from facesearch.embedding.encoders import FaceEncoder, load_model
 from facesearch.errors import InputError, ModelError
-from facesearch.preprocessing import Preprocessing
+from facesearch.embedding.preprocessing import Preprocessing
 
 
 def load_teacher(path: str | Path, student: Preprocessing) -> tuple[FaceEncoder, str]:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from facesearch.datasets import face_loader
+from facesearch.embedding.loader import face_loader
 from facesearch.errors import InputError
 from facesearch.training.config import TrainConfig
 from facesearch.training.data import FaceClassification, Sample, labelled_folder, stratified_split

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from facesearch.devices import autocast, resolve_device
 from facesearch.errors import InputError
-from facesearch.metrics import verification_report
+from facesearch.evaluation.metrics import verification_report
 from facesearch.models.classifier import Classifier
 from facesearch.models.encoder import Encoder, encoder_from_payload, read_model_file, save_encoder
 from facesearch.models.margins import MarginHead, SoftmaxHead
@@ -52,7 +52,7 @@ from facesearch.training.distributed import Solo
 from facesearch.training.faces import collate_taught, load_training_data
 from facesearch.training.optim import build_optimizer, build_scheduler, steps_per_batch
 from facesearch.training.records import EpochRecord, TrainReport
-from facesearch.verification import Pairs, read_pairs
+from facesearch.evaluation.verification import Pairs, read_pairs
 
 log = logging.getLogger(__name__)
 

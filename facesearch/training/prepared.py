@@ -32,14 +32,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from facesearch.datasets import face_loader
-from facesearch.encoders import FaceEncoder
+from facesearch.embedding.loader import face_loader
+from facesearch.embedding.encoders import FaceEncoder
 from facesearch.errors import ImageError, InputError
-from facesearch.face_finding.detectors import detector_key
-from facesearch.face_finding.prepare import FacePreparer
+from facesearch.embedding.face_finding.detectors import detector_key
+from facesearch.embedding.face_finding.prepare import FacePreparer
 from facesearch.fileio import atomic_write
-from facesearch.imaging import content_hash, read_bytes
-from facesearch.preprocessing import Preprocessing
+from facesearch.embedding.imaging import content_hash, read_bytes
+from facesearch.embedding.preprocessing import Preprocessing
 
 log = logging.getLogger(__name__)
 

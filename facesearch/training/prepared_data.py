@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from facesearch.errors import InputError
-from facesearch.face_finding.prepare import FacePreparer
-from facesearch.imaging import is_candidate
+from facesearch.embedding.face_finding.prepare import FacePreparer
+from facesearch.embedding.imaging import is_candidate
 from facesearch.models.encoder import preprocessing_of
 from facesearch.training.config import TrainConfig
 from facesearch.training.data import Sample

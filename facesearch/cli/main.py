@@ -1,0 +1,829 @@
+"""The ``facesearch`` command line: thin on purpose; the library does the work.
+
+Contract (DESIGN.md): with ``--json`` every command prints exactly one JSON object on stdout,
+progress and logs go to stderr; exit 0 on success, 1 on a failure of the input or the state
+(one-line message on stderr, no traceback), 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+try:  # typer vendors click since 0.2x; before, it used click itself
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+class JsonUsageErrors(TyperGroup):
+    """Bad usage (exit 2) with ``--json`` still prints one JSON object, ``{"error": ...}``, on
+    stdout, as the contract promises for every outcome; the usage message stays on stderr.
+    Usage errors surface in two places: parsing the group's own arguments, and invoking a
+    command (its arguments are parsed, or it raises ``typer.BadParameter``)."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        self.wants_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+        with self._usage_errors_as_json():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        with self._usage_errors_as_json():
+            return super().invoke(ctx)
+
+    @contextmanager
+    def _usage_errors_as_json(self) -> Iterator[None]:
+        try:
+            yield
+        except UsageError as exc:
+            if getattr(self, "wants_json", False):
+                typer.echo(json.dumps({"error": exc.format_message(), "usage": True}))
+            raise
+
+
+app = typer.Typer(
+    cls=JsonUsageErrors,
+    name="facesearch",
+    help="Face search engine: enroll a gallery of known people, then ask who a face is.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts say "[default: ...]": literal brackets, not Rich markup
+)
+stderr = Console(stderr=True)
+
+HomeOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--home",
+        envvar="FACESEARCH_HOME",
+        help="Folder holding the gallery database, index and models [default: ~/.facesearch].",
+        show_default=False,
+    ),
+]
+DatabaseOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--database-url",
+        envvar="FACESEARCH_DATABASE_URL",
+        help="The gallery database, as an SQLAlchemy URL: postgresql://USER@HOST/DB (the postgres "
+        "extra) or sqlite:///PATH [default: gallery.db in the home]. The index and model copies stay in the home.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+DeviceOption = Annotated[
+    str, typer.Option("--device", help="Where the encoder runs: auto, cpu or cuda.")
+]
+FlipOption = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--flip/--no-flip",
+        help="Flip test-time augmentation: embed each face and its mirror image (part of the "
+        "encoder's fingerprint) [default: as the model file or gallery has it].",
+        show_default=False,
+    ),
+]
+
+
+class ScoringRule(str, Enum):
+    """facesearch.gallery.scoring.RULES, spelled out so that --help needs no numpy import."""
+
+    nearest = "nearest"
+    mean = "mean"
+
+
+class IndexKind(str, Enum):
+    """facesearch.index.faiss_index.KINDS, spelled out so that --help needs no faiss import."""
+
+    flat = "flat"
+    ivf = "ivf"
+    hnsw = "hnsw"
+    ivf_sq8 = "ivf-sq8"
+    ivf_sq6 = "ivf-sq6"
+    ivf_pq = "ivf-pq"
+    milvus = "milvus"
+
+
+ModelOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--model",
+        help="Model file: from `facesearch train` (.pt), or an ONNX encoder with its FILE.onnx.json sidecar.",
+        show_default=False,
+    ),
+]
+DetectorOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--detector",
+        help="Face detector: mtcnn (shipped), yunet:PATH (an OpenCV YuNet ONNX file) or none (photos are "
+        "face crops) [default: the choice the gallery was enrolled with; else as the model file says, "
+        "mtcnn when it detects].",
+        show_default=False,
+    ),
+]
+NoDetectOption = Annotated[
+    bool, typer.Option("--no-detect", help="Photos already are face crops: same as --detector none.")
+]
+
+
+def detector_choice(detector: str | None, no_detect: bool) -> str | None:
+    """--detector / --no-detect as one choice (None: as the encoder and the gallery say)."""
+    if no_detect and detector not in (None, "none"):
+        raise typer.BadParameter("--no-detect and --detector contradict each other", param_hint="--no-detect")
+    return "none" if no_detect else detector
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    if verbose:
+        logging.getLogger("facesearch").setLevel(logging.INFO)
+
+
+def emit(as_json: bool, result: dict[str, Any], human: Callable[[dict[str, Any]], None]) -> None:
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        human(result)
+
+
+@contextmanager
+def failures(as_json: bool) -> Iterator[None]:
+    """Turn input/state failures into a one-line message and exit 1 (JSON too, with --json)."""
+    from sqlalchemy.exc import OperationalError
+
+    from facesearch.errors import FaceSearchError
+
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if exc.name not in TRAIN_EXTRA:
+            raise
+        _fail(as_json, f"this needs {exc.name}, which is not installed: pip install 'facesearch[train]'")
+    except (FaceSearchError, OperationalError) as exc:
+        _fail(as_json, str(exc.orig) if isinstance(exc, OperationalError) else str(exc))
+
+
+TRAIN_EXTRA = ("torch", "torchvision", "onnxscript")
+"""What `pip install 'facesearch[train]'` adds: training, torch model files, export."""
+
+
+def _fail(as_json: bool, message: str) -> None:
+    stderr.print(f"[red]error:[/red] {message}", highlight=False, markup=True, soft_wrap=True)
+    if as_json:
+        typer.echo(json.dumps({"error": message}))
+    raise typer.Exit(1) from None
+
+
+@contextmanager
+def progress_bars() -> Iterator[Callable[..., None]]:
+    """A progress callback for the library that draws one Rich bar per stage on stderr;
+    an optional fourth argument is shown after the bar (training: loss, accuracy, img/s)."""
+    bars = Progress(
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=stderr,
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int, info: str = "") -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=total, info=info)
+        bars.update(tasks[stage], completed=done, total=total, info=info)
+
+    with bars:
+        yield update
+
+
+def open_gallery(
+    home: Path | None, database_url: str | None = None, device: str = "auto", detector: str | None = None
+) -> Any:
+    from facesearch.gallery.engine import Gallery
+
+    return Gallery(home, database_url, device=None if device == "auto" else device, detector=detector)
+
+
+@app.command()
+def enroll(
+    folder: Annotated[Path, typer.Argument(help="DIR/<identity>/<images> or DIR/<identity>.<ext>")],
+    model: ModelOption = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per encoder batch.")] = 64,
+    workers: Annotated[
+        Optional[int], typer.Option(min=0, help="Decode threads [default: by input size].")
+    ] = None,
+    commit_every: Annotated[
+        int, typer.Option(min=1, help="Faces per transaction (a crash loses at most these).")
+    ] = 2048,
+    reembed: Annotated[
+        bool,
+        typer.Option(help="First re-embed the whole gallery with --model (another encoder)."),
+    ] = False,
+    strict: Annotated[bool, typer.Option(help="Exit 1 if any file failed.")] = False,
+    index_kind: Annotated[
+        Optional[IndexKind],
+        typer.Option(
+            "--index",
+            help="Search index: flat (exact), ivf or hnsw (approximate, for large galleries); "
+            "kept for later enrolls [default: the gallery's, flat when new].",
+            show_default=False,
+        ),
+    ] = None,
+    flip: FlipOption = None,
+    detector: DetectorOption = None,
+    no_detect: NoDetectOption = False,
+    device: DeviceOption = "auto",
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Embed, store and index every new image of a gallery folder (incremental); from each
+    photo its largest face, when the encoder (or --detector) finds faces."""
+    chosen = detector_choice(detector, no_detect)
+    with failures(as_json):
+        if reembed and model is None:
+            raise typer.BadParameter("--reembed needs --model", param_hint="--reembed")
+        with open_gallery(home, database_url, device, chosen) as gallery, progress_bars() as progress:
+            if index_kind is not None:
+                gallery.set_index(index_kind.value)
+            reembedded = gallery.reembed(model, batch_size, workers, progress, flip) if reembed else 0
+            report = gallery.enroll(folder, model, batch_size, workers, commit_every, progress, flip)
+        result = report.to_dict()
+        if reembed:
+            result["reembedded"] = reembedded
+        emit(as_json, result, _print_enroll)
+        nothing_usable = report.enrolled == 0 and report.skipped == 0
+        if report.failed and (strict or nothing_usable):
+            raise typer.Exit(1)
+
+
+def _print_enroll(r: dict[str, Any]) -> None:
+    for failure in r["failed"]:
+        stderr.print(f"failed: {failure['path']}: {failure['error']}", highlight=False)
+    for several in r["several_faces"]:
+        stderr.print(f"note: {several['path']}: {several['faces']} faces, took the largest at "
+                     f"{several['taken']['box']}", highlight=False)
+    for conflict in r["conflicts"]:
+        kept = f"; it stays enrolled as {conflict['enrolled_as']!r}" if conflict["enrolled_as"] else ""
+        stderr.print(f"conflict: {', '.join(conflict['paths'])}: the same photo labelled "
+                     f"{' and '.join(map(repr, conflict['identities']))}; not enrolled{kept}", highlight=False)
+    typer.echo(
+        f"enrolled {r['enrolled']}, skipped {r['skipped']} already enrolled, "
+        f"failed {len(r['failed'])}; gallery: {r['identities']} identities, {r['faces']} faces"
+    )
+
+
+@app.command()
+def query(
+    image: Annotated[Path, typer.Argument(help="A photo (every face in it is answered) or a face crop.")],
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Identities to list.")] = 5,
+    max_faces: Annotated[
+        Optional[int], typer.Option("--max-faces", min=1, help="Answer at most the N largest faces.")
+    ] = None,
+    min_face: Annotated[int, typer.Option("--min-face", min=0, help="Ignore faces smaller than PX pixels.")] = 0,
+    model: ModelOption = None,
+    detector: DetectorOption = None,
+    no_detect: NoDetectOption = False,
+    device: DeviceOption = "auto",
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Who is in this photo? For every face, the best identity, or n000000 when no one
+    scores above the threshold; the top-level answer is the largest face's."""
+    chosen = detector_choice(detector, no_detect)
+    with failures(as_json):
+        with open_gallery(home, database_url, device, chosen) as gallery:
+            result = gallery.query(image, top_k, model, max_faces, min_face).to_dict()
+        emit(as_json, result, _print_query)
+
+
+def _print_query(r: dict[str, Any]) -> None:
+    faces = r.get("faces") or [r]
+    for number, face in enumerate(faces, start=1):
+        score = "-" if face["score"] is None else f"{face['score']:.4f}"
+        where = f"face {number} at {face['box']}: " if len(faces) > 1 else ""
+        typer.echo(f"{where}{face['identity']}  score {score}  (threshold {r['threshold']:.4f})")
+        table = Table("rank", "identity", "score", "image", box=None)
+        for rank, match in enumerate(face["matches"], start=1):
+            table.add_row(str(rank), match["identity"], f"{match['score']:.4f}", match["image"])
+        Console().print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (other than loopback only with FACESEARCH_TOKEN set).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes (each loads the gallery).")] = 1,
+    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest request body; over it: 413.")] = 10.0,
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Serve the gallery over HTTP: the /v1 API (the CLI's JSON), a search page at /, docs at
+    /docs. Every /v1 call needs `Authorization: Bearer $FACESEARCH_TOKEN` when it is set."""
+    with failures(False):
+        from facesearch.serving.service import serve as run_server
+
+        run_server(home, host, port, workers, max_upload_mb, database_url)
+
+
+@app.command()
+def identities(home: HomeOption = None, database_url: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """List enrolled identities with their number of faces."""
+    with failures(as_json):
+        with open_gallery(home, database_url) as gallery:
+            result = {"identities": gallery.identities()}
+
+        def human(r: dict[str, Any]) -> None:
+            for row in r["identities"]:
+                typer.echo(f"{row['faces']:6d}  {row['identity']}")
+
+        emit(as_json, result, human)
+
+
+@app.command()
+def remove(
+    identity: Annotated[str, typer.Argument(help="The identity to delete, with all their faces.")],
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a person: their rows, embeddings and index vectors (none of their data remains)."""
+    with failures(as_json):
+        with open_gallery(home, database_url) as gallery:
+            result = {"removed": identity, "faces": gallery.remove(identity)}
+        emit(as_json, result, lambda r: typer.echo(f"removed {r['removed']} ({r['faces']} faces)"))
+
+
+@app.command()
+def threshold(
+    value: Annotated[
+        Optional[float],
+        typer.Argument(min=-1.0, max=1.0, help="New threshold (cosine similarity); omit to show."),
+    ] = None,
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show, or set, the similarity below which a query answers n000000."""
+    with failures(as_json):
+        with open_gallery(home, database_url) as gallery:
+            if value is not None:
+                gallery.set_threshold(value)
+            result = {"threshold": gallery.threshold}
+        emit(as_json, result, lambda r: typer.echo(f"{r['threshold']:.4f}"))
+
+
+@app.command()
+def scoring(
+    rule: Annotated[
+        Optional[ScoringRule],
+        typer.Argument(help="nearest: a person's best image decides (HW2P2); mean: their template "
+                       "(the mean of their embeddings). Omit to show.", show_default=False),
+    ] = None,
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show, or set, how a person is scored against a query face (query, bench and serve)."""
+    with failures(as_json):
+        with open_gallery(home, database_url) as gallery:
+            before = gallery.scoring
+            if rule is not None:
+                gallery.set_scoring(rule.value)
+            result = gallery.decision()
+            if result["scoring"] != before and result["threshold_source"] == "tuned":
+                result["note"] = f"the threshold was tuned under {before}: run `facesearch bench PROBES --tune` again"
+
+        def human(r: dict[str, Any]) -> None:
+            typer.echo(r["scoring"])
+            if "note" in r:
+                typer.echo(r["note"], err=True)
+
+        emit(as_json, result, human)
+
+
+@app.command("index")
+def index_settings(
+    kind: Annotated[
+        Optional[IndexKind], typer.Argument(help="New index kind; omit to show.", show_default=False)
+    ] = None,
+    nprobe: Annotated[
+        Optional[int], typer.Option(min=1, help="IVF: cells searched per query (recall vs speed).")
+    ] = None,
+    ef_search: Annotated[
+        Optional[int], typer.Option(min=1, help="HNSW: search beam width (recall vs speed).")
+    ] = None,
+    rerank: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="ivf-sq8, ivf-sq6, ivf-pq: candidates a query scored exactly on the stored vectors [default: 64]; "
+                     "more keeps recall up past a few million faces.", show_default=False),
+    ] = None,
+    uri: Annotated[
+        Optional[str],
+        typer.Option(help="milvus: a server (http://HOST:19530) or a Milvus Lite file (*.db) [default: index.milvus.db in the home].",
+                     show_default=False),
+    ] = None,
+    collection: Annotated[
+        Optional[str], typer.Option(help="milvus: the collection [default: facesearch_<gallery uuid>].", show_default=False)
+    ] = None,
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show, or choose, the gallery's search index; a new kind is built at once (milvus: the
+    milvus extra; the collection is filled from the database)."""
+    with failures(as_json):
+        with open_gallery(home, database_url) as gallery:
+            given = {"nprobe": nprobe, "ef_search": ef_search, "rerank": rerank, "uri": uri, "collection": collection}
+            params = {k: v for k, v in given.items() if v is not None}
+            if kind is not None or params:
+                gallery.set_index(kind.value if kind else gallery.index_spec.kind, **params)
+            result = {"index": gallery.index_info()}
+
+        def human(r: dict[str, Any]) -> None:
+            params = ", ".join(f"{k}={v}" for k, v in r["index"]["params"].items())
+            typer.echo(f"{r['index']['kind']}" + (f" ({params})" if params else ""))
+
+        emit(as_json, result, human)
+
+
+@app.command()
+def info(home: HomeOption = None, database_url: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """Gallery summary: model, counts, threshold, index state, device."""
+    with failures(as_json):
+        with open_gallery(home, database_url) as gallery:
+            result = gallery.info()
+
+        def human(r: dict[str, Any]) -> None:
+            for key, value in r.items():
+                if key == "warnings":
+                    continue
+                if isinstance(value, dict):
+                    value = ", ".join(f"{k}={v}" for k, v in value.items())
+                typer.echo(f"{key:>16}: {value}")
+
+        for warning in result["warnings"]:
+            stderr.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+        emit(as_json, result, human)
+
+
+@app.command()
+def bench(
+    probes: Annotated[
+        Optional[Path], typer.Argument(help="Probe folder (HW2P2 unknown_dev/) for the open-set task.")
+    ] = None,
+    labels: Annotated[
+        Optional[Path], typer.Option(help="id,label CSV [default: verification_dev.csv inside or beside PROBES].")
+    ] = None,
+    tune: Annotated[bool, typer.Option(help="Find the accuracy-maximising threshold and store it.")] = False,
+    pairs: Annotated[Optional[Path], typer.Option(help="Pairs file (LFW View 2) for the 1:1 task.")] = None,
+    classification: Annotated[
+        Optional[Path],
+        typer.Option(help="Labelled folder (HW2P2 classification/dev): accuracy of --model's own classifier."),
+    ] = None,
+    images: Annotated[Optional[Path], typer.Option(help="The pairs file's image folder.")] = None,
+    report: Annotated[
+        Optional[Path], typer.Option(help="Also write probes.csv, the JSON, a Markdown summary and plots here.")
+    ] = None,
+    submission: Annotated[
+        Optional[Path],
+        typer.Option(help="Write the id,label answers for unlabelled PROBES (HW2P2 unknown_test/) instead."),
+    ] = None,
+    model: ModelOption = None,
+    flip: Annotated[
+        Optional[bool],
+        typer.Option("--flip/--no-flip", help="--pairs: flip test-time augmentation on or off.", show_default=False),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    workers: Annotated[Optional[int], typer.Option(min=0)] = None,
+    detector: DetectorOption = None,
+    no_detect: NoDetectOption = False,
+    device: DeviceOption = "auto",
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Accuracy: open-set 1:N on the enrolled gallery (PROBES), 1:1 pairs (--pairs --images),
+    or a trained model's classifier (--classification DIR --model M). Probes and pair images
+    are prepared as enroll prepares photos (their largest face); one with no face found is
+    taken whole, and counted in `no_face`."""
+    chosen = detector_choice(detector, no_detect)
+    if sum(task is not None for task in (probes, pairs, classification)) != 1:
+        raise typer.BadParameter("give one of PROBES, --pairs (with --images), --classification", param_hint="PROBES")
+    if classification is not None and model is None:
+        raise typer.BadParameter("--classification needs --model (from `facesearch train`)", param_hint="--model")
+    if flip is not None and pairs is None:  # open-set: the gallery's encoder; classification: plain embeddings
+        raise typer.BadParameter("--flip is for --pairs (open-set: set it at enroll)", param_hint="--flip")
+    if pairs is not None and images is None:
+        raise typer.BadParameter("--pairs needs --images", param_hint="--images")
+    with failures(as_json):
+        results: list[Any] = []
+        if classification is not None:
+            from facesearch.evaluation.bench import run_classification
+
+            dev = None if device == "auto" else device
+            result = run_classification(model, classification, batch_size, workers, dev)  # type: ignore[arg-type]
+        elif pairs is not None:
+            from facesearch.evaluation.bench import run_pairs
+
+            encoder, preparer = _pairs_encoder(model, home, database_url, device, flip, chosen)
+            result = run_pairs(encoder, pairs, images, batch_size, workers, report, preparer)  # type: ignore[arg-type]
+        else:
+            from facesearch.evaluation.bench import run_open_set, write_submission
+
+            with open_gallery(home, database_url, device, chosen) as gallery:
+                if submission is not None:
+                    result = write_submission(gallery, probes, submission, model, batch_size, workers)
+                else:
+                    result, results = run_open_set(gallery, probes, labels, tune, model, batch_size, workers)
+        if report is not None:
+            _write_report(report, result, results)
+        emit(as_json, result, _print_bench)
+
+
+def _pairs_encoder(
+    model: Path | None, home: Path | None, database_url: str | None, device: str, flip: bool | None,
+    detector: str | None,
+) -> tuple[Any, Any]:
+    """(``--model``, or else the gallery's own encoder, with ``flip`` overriding its flip
+    setting; how its faces are prepared: ``detector``, else the gallery's, else mtcnn)."""
+    from facesearch.embedding.encoders import load_model
+    from facesearch.embedding.face_finding.prepare import preparer_for
+
+    enrolled_with = None
+    if model is None:
+        with open_gallery(home, database_url, device) as gallery:
+            model = gallery.bound_model_file()
+            enrolled_with = gallery.store.gallery().detector
+    encoder = load_model(model, None if device == "auto" else device, flip)[0]
+    return encoder, preparer_for(encoder.preprocessing, detector, enrolled_with, fallback=True)
+
+
+def _write_report(folder: Path, result: dict[str, Any], results: list[Any]) -> None:
+    from facesearch.evaluation.bench import write_plots, write_probes_csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    if results:
+        write_probes_csv(folder / "probes.csv", results)
+        write_plots(folder, results, result.get("tuned_threshold", result["threshold"]))
+    lines = [f"# facesearch bench: {result['task']}", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in result.items()
+              if k not in ("task", "failed")]
+    (folder / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def _print_bench(r: dict[str, Any]) -> None:
+    for failure in r.get("failed", []):
+        stderr.print(f"failed: {failure['path']}: {failure['error']}", highlight=False)
+    for key, value in r.items():
+        if key == "failed":
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v:.4f}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:.4f}"
+        typer.echo(f"{key:>18}: {value}")
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="A model file from `facesearch train` (.pt).")],
+    onnx: Annotated[Path, typer.Option("--onnx", help="The ONNX file to write (its sidecar goes beside it).")],
+    check: Annotated[
+        Optional[Path],
+        typer.Option(help="Folder of face photos: embed them with both runtimes and report the agreement."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write a trained model as an ONNX encoder + FILE.onnx.json sidecar (for onnxruntime,
+    `--model FILE.onnx`, and other tools)."""
+    from facesearch.models.export import export_onnx
+
+    with failures(as_json):
+        result = export_onnx(model, onnx, check)
+        emit(as_json, result, lambda r: typer.echo(
+            f"wrote {r['onnx']} and {r['sidecar']}" + (
+                f"; min cosine to torch on {r['check']['faces']} faces: {r['check']['min_cosine']:.6f}"
+                if r.get("check") else "")))
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="Training folder: DATA/<identity>/<images>.")],
+    out: Annotated[Path, typer.Option("--out", help="Model file to write (the best epoch).")],
+    backbone: Annotated[str, typer.Option(help="Backbone (see `facesearch info`'s list).")] = "mobilenet_v3_small",
+    epochs: Annotated[int, typer.Option(min=0, help="Phase 1 epochs (classification).")] = 10,
+    arcface_epochs: Annotated[int, typer.Option(min=0, help="Phase 2 epochs (margin fine-tune).")] = 5,
+    loss: Annotated[str, typer.Option(help="Phase 2 loss: arcface, normsoftmax or intra.")] = "arcface",
+    batch_size: Annotated[int, typer.Option(min=1)] = 128,
+    lr: Annotated[float, typer.Option(min=0.0, help="Phase 1 learning rate.")] = 0.1,
+    arcface_lr: Annotated[
+        Optional[float], typer.Option(min=0.0, help="Phase 2 learning rate [default: lr/10].")
+    ] = None,
+    optimizer: Annotated[str, typer.Option(help="sgd or adamw.")] = "sgd",
+    scheduler: Annotated[str, typer.Option(help="cosine (with warm-up), multistep or plateau.")] = "cosine",
+    warmup_epochs: Annotated[float, typer.Option(min=0.0)] = 1.0,
+    weight_decay: Annotated[float, typer.Option(min=0.0)] = 5e-4,
+    label_smoothing: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.1,
+    scale: Annotated[float, typer.Option(min=1.0, help="Margin head scale s.")] = 64.0,
+    margin: Annotated[float, typer.Option(min=0.0, help="ArcFace margin m (radians).")] = 0.5,
+    alpha: Annotated[float, typer.Option(min=0.0, help="Weight of the intra-class angle.")] = 0.1,
+    embedding_dim: Annotated[
+        Optional[int], typer.Option(min=2, help="[default: the teacher's, else 512]")
+    ] = None,
+    input_size: Annotated[int, typer.Option(help="Side of the face crop the encoder sees (px, at least 32).")] = 112,
+    drop_path: Annotated[float, typer.Option(min=0.0, max=0.9, help="Stochastic depth.")] = 0.0,
+    balanced: Annotated[bool, typer.Option(help="Draw every person equally often.")] = False,
+    augment: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated augmentations: hflip, crop, jitter, randaugment, erasing, "
+            "perspective, rotation; 'none' for none."
+        ),
+    ] = "hflip,crop,jitter",
+    holdout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of each person's photos held out.")] = 0.1,
+    val_dir: Annotated[Optional[Path], typer.Option(help="Held-out photos of the training people instead.")] = None,
+    val_pairs: Annotated[Optional[Path], typer.Option(help="Pairs file (LFW format) of unseen people.")] = None,
+    val_images: Annotated[Optional[Path], typer.Option(help="The pairs file's image folder.")] = None,
+    steps_per_epoch: Annotated[Optional[int], typer.Option(min=1, help="Cap on batches per epoch.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    workers: Annotated[Optional[int], typer.Option(min=0, help="Data loading processes.")] = None,
+    run_dir: Annotated[
+        Optional[Path], typer.Option(help="Checkpoints and log.csv [default: OUT.run/].")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run folder's checkpoint.")] = False,
+    checkpoint: Annotated[
+        Optional[Path], typer.Option(help="Resume from this checkpoint (such as another run's phase1.pt).")
+    ] = None,
+    init: Annotated[
+        Optional[Path],
+        typer.Option(help="Start from this model file's weights (and classifier, for the same people)."),
+    ] = None,
+    alignment: Annotated[
+        str, typer.Option(help="crop (tight crops as they come) or arcface-5pt (detect and align every photo once).")
+    ] = "crop",
+    detector: Annotated[
+        str, typer.Option(help="Face detector for arcface-5pt: mtcnn (shipped) or yunet:FILE.onnx.")
+    ] = "mtcnn",
+    teacher: Annotated[
+        Optional[Path], typer.Option(help="Learn from this encoder's embeddings (FILE.onnx + sidecar, or a model file).")
+    ] = None,
+    unlabelled: Annotated[
+        Optional[list[Path]], typer.Option(help="Folder of face photos without names, for the teacher's term (repeatable).")
+    ] = None,
+    distill_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the cosine distance to the teacher.")] = 1.0,
+    relational_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the batch similarity-matrix term.")
+    ] = 0.0,
+    identity_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the classification / margin loss (0: teacher only).")
+    ] = 1.0,
+    face_cache: Annotated[
+        Optional[Path], typer.Option(help="Prepared faces + teacher targets [default: in ~/.cache/facesearch/].")
+    ] = None,
+    nproc: Annotated[
+        int, typer.Option(help="Training processes on this machine (gloo on CPU, NCCL on GPUs); the batch is split among them.")
+    ] = 1,
+    device: DeviceOption = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Train an encoder: classification, then a margin (ArcFace) fine-tune -> model file;
+    with --teacher, every phase also learns the teacher's embeddings."""
+
+    def absolute(path: Path | None) -> str | None:
+        return str(path.resolve()) if path else None
+
+    with failures(as_json):
+        from facesearch.training.distill import embedding_dim_for
+        from facesearch.training.loop import TrainConfig
+        from facesearch.training.loop import train as run_training
+
+        if embedding_dim is None:
+            embedding_dim = embedding_dim_for(teacher)
+        config = TrainConfig(
+            data=str(data.resolve()), out=str(out), run_dir=str(run_dir) if run_dir else None,
+            backbone=backbone, embedding_dim=embedding_dim, input_size=input_size, drop_path=drop_path,
+            epochs=epochs, arcface_epochs=arcface_epochs, batch_size=batch_size,
+            lr=lr, arcface_lr=arcface_lr, optimizer=optimizer, weight_decay=weight_decay,
+            scheduler=scheduler, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
+            loss=loss, scale=scale, margin=margin, alpha=alpha, balanced=balanced,
+            augment=_augmentations(augment), holdout=holdout,
+            val_dir=str(val_dir.resolve()) if val_dir else None,
+            val_pairs=str(val_pairs.resolve()) if val_pairs else None,
+            val_images=str(val_images.resolve()) if val_images else None,
+            steps_per_epoch=steps_per_epoch, seed=seed, workers=workers,
+            init=absolute(init), device=None if device == "auto" else device,
+            alignment=alignment, detector=detector, teacher=absolute(teacher),
+            unlabelled=tuple(str(u.resolve()) for u in unlabelled or ()),
+            distill_weight=distill_weight, relational_weight=relational_weight,
+            identity_weight=identity_weight, face_cache=absolute(face_cache), nproc=nproc,
+        )
+        with progress_bars() as progress:
+            report = run_training(config, resume, checkpoint, progress, _print_epoch)
+        emit(as_json, report.to_dict(), _print_train)
+
+
+AUGMENTATIONS = {
+    "hflip": "hflip", "crop": "resized_crop", "jitter": "color_jitter", "randaugment": "randaugment",
+    "erasing": "erasing", "perspective": "perspective", "rotation": "rotation",
+}
+
+
+def _augmentations(spec: str) -> Any:
+    from facesearch.training.data import AugmentConfig
+
+    names = [] if spec.strip() in ("", "none") else [n.strip() for n in spec.split(",")]
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        known = ", ".join(AUGMENTATIONS)
+        raise typer.BadParameter(f"unknown {', '.join(unknown)} (known: {known})", param_hint="--augment")
+    return AugmentConfig(**{field: field in {AUGMENTATIONS[n] for n in names} for field in AUGMENTATIONS.values()})
+
+
+def _print_epoch(record: Any) -> None:
+    figures = [f"loss {record.train_loss:.4f}"]
+    if record.teacher_cosine is not None:
+        figures.append(f"teacher cosine {record.teacher_cosine:.3f}")
+    figures.append(f"train acc {record.train_accuracy:.3f}")
+    if record.heldout_accuracy is not None:
+        figures.append(f"held-out acc {record.heldout_accuracy:.3f}")
+    if record.roc_auc is not None:
+        figures.append(f"pairs AUC {record.roc_auc:.4f} acc {record.pairs_accuracy:.4f}")
+    figures.append(f"{record.images_per_s:.0f} img/s")
+    star = " *" if record.best else ""
+    stderr.print(f"epoch {record.epoch} {record.phase}: {', '.join(figures)}{star}", highlight=False)
+
+
+def _print_train(r: dict[str, Any]) -> None:
+    figures = ", ".join(f"{k} {v:.4f}" for k, v in r["validation"].items())
+    typer.echo(f"wrote {r['model']} (epoch {r['best_epoch']} of {r['epochs']}, by {r['selected_by']}): {figures}")
+
+
+@app.command()
+def synth(
+    folder: Annotated[Path, typer.Argument(help="Where to write <identity>/<nnnn>.jpg.")],
+    identities: Annotated[int, typer.Option("--identities", min=1)] = 20,
+    images: Annotated[int, typer.Option("--images", min=1, help="Images per identity.")] = 5,
+    size: Annotated[int, typer.Option(min=16)] = 112,
+    seed: Annotated[int, typer.Option()] = 0,
+    first_image: Annotated[int, typer.Option(help="Index of the first image per identity.")] = 0,
+    first_identity: Annotated[int, typer.Option(help="Index of the first person (others are other people).")] = 0,
+    pairs: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1, help="Write an LFW-style pairs set instead: images/ + pairs.txt, 10 folds of N pairs of each kind."
+        ),
+    ] = None,
+    probes: Annotated[
+        Optional[int],
+        typer.Option(
+            min=0,
+            help="Write an HW2P2-style probe set instead (unknown_dev/ + verification_dev.csv); "
+            "people after the first N are labelled n000000.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write synthetic faces (deterministic) for demos and tests."""
+    from facesearch.synthetic import write_dataset, write_pairs, write_probes
+
+    if pairs and probes is not None:
+        raise typer.BadParameter("--pairs and --probes are different layouts; choose one", param_hint="--probes")
+    if probes is not None:
+        write_probes(folder, identities, probes, images, size, seed, first_identity, first_image)
+        count = identities * images
+    elif pairs:
+        write_pairs(folder, identities, images, 10, pairs, size, seed, first_identity)
+        count = identities * images
+    else:
+        count = len(write_dataset(folder, identities, images, size, seed, first_identity, first_image))
+    result = {"dir": str(folder), "identities": identities, "images": count}
+    emit(as_json, result, lambda r: typer.echo(f"wrote {r['images']} images of {r['identities']} people to {r['dir']}"))
+
+
+def main() -> None:
+    app(prog_name="facesearch")
+
+
+if __name__ == "__main__":
+    main()

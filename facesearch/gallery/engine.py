@@ -1,0 +1,445 @@
+"""The gallery: enroll, query, remove; the one object the CLI (and any script) talks to.
+
+Invariants kept here (see DESIGN.md):
+
+* SQLite is the truth; the FAISS index is reconciled against it by face id whenever its stamp
+  does not describe the database state (a crash after a commit, a deleted, truncated or
+  foreign index file, another process's writes). Reconciling adds only what is missing and
+  drops only what is gone, so repairing a big gallery after a crash costs little.
+* Every write holds the gallery lock across "commit rows + bump revision + update index", so
+  concurrent enrolls interleave by batch and the index never silently disagrees.
+* A gallery is bound to one encoder fingerprint; another encoder is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facesearch.gallery import scoring
+from facesearch.gallery.answers import (
+    Conflict,
+    EnrollReport,
+    FaceAnswer,
+    QueryResult,
+    SeveralFaces,
+    decide,
+)
+from facesearch.embedding.loader import face_loader
+from facesearch.devices import runtime_device
+from facesearch.gallery.binding import EncoderBinding
+from facesearch.embedding.encoders import FaceEncoder
+from facesearch.errors import GalleryError, ImageError, InputError, UnknownIdentity
+from facesearch.embedding.face_finding.prepare import FacePreparer, preparer_for
+from facesearch.gallery.home import Home
+from facesearch.embedding.imaging import content_hash, decode, read_bytes
+from facesearch.gallery.indexing import GalleryIndex
+from facesearch.index.faiss_index import IndexSpec
+from facesearch.gallery.layouts import LabelledImage, Problem, gallery_images
+from facesearch.gallery.locking import GalleryLock
+from facesearch.migrations import stored_revision
+from facesearch.gallery.store import GalleryState, NewFace, Store
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): called as work advances (the CLI draws Rich bars from it)."""
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    pass
+
+
+class Gallery:
+    """A face gallery in a home folder (database, index, model files).
+
+    >>> with Gallery("~/.facesearch") as gallery:          # doctest: +SKIP
+    ...     gallery.enroll("known/")
+    ...     gallery.query("face.jpg").identity
+    """
+
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        database_url: str | None = None,
+        device: str | None = None,
+        gpu_index: bool | None = None,
+        detector: str | None = None,
+        lock_timeout: float = 600.0,
+    ) -> None:
+        """``detector``: ``mtcnn``, ``yunet:PATH`` or ``none`` instead of what the encoder
+        and the gallery say (see ``preparer``). ``lock_timeout``: how long a write waits for
+        another writer before giving up (``Busy``)."""
+        self.home = Home.resolve(home)
+        self.home.create()
+        self.lock = GalleryLock(self.home.lock, lock_timeout)
+        self.store = Store(database_url or self.home.database_url())
+        self.device = device
+        self.detector = detector
+        self.index = GalleryIndex(self.home, self.store, self.lock, gpu_index)
+        self.binding = EncoderBinding(self.home, self.store, self.lock, self.index, device)
+        self._preparers = threading.local()
+        with self.lock:
+            self.store.migrate()
+
+    def close(self) -> None:
+        self.index.close()
+        self.store.close()
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- encoder binding (facesearch.gallery.binding) -----------------------------------------------
+
+    def encoder(self, model: str | Path | None = None) -> FaceEncoder:
+        """The encoder for queries: the gallery's own, or ``model`` if it is that same one."""
+        return self.binding.for_queries(model)
+
+    def bound_config(self) -> dict[str, Any]:
+        """The bound encoder's config as stored (empty before the first enroll)."""
+        return self.binding.config()
+
+    def bind_encoder(self, model: str | Path | None = None, flip: bool | None = None) -> FaceEncoder:
+        """The encoder enroll uses (see ``EncoderBinding.for_enroll``)."""
+        return self.binding.for_enroll(model, flip)
+
+    def bound_model_file(self) -> Path:
+        """The gallery's own model file (its copy in HOME/models/), to load it another way."""
+        return self.binding.model_file()
+
+    def preparer(
+        self, encoder: FaceEncoder, fallback: bool = False, min_face: int = 0, max_faces: int | None = None
+    ) -> FacePreparer:
+        """How this gallery's photos become ``encoder``'s inputs: the encoder's preprocessing,
+        with the detector given to the gallery (``none`` switches detection off, any other
+        switches it on), else the choice its photos were enrolled with (see preparer_for).
+        Kept per thread (a detector costs tens of ms to build and is not thread-safe)."""
+        chosen = preparer_for(
+            encoder.preprocessing, self.detector, self.store.gallery().detector,
+            min_face=min_face, max_faces=max_faces, fallback=fallback,
+        )
+        cache = self._preparers.__dict__
+        key = (chosen.preprocessing, chosen.detector_spec, min_face, max_faces, fallback)
+        if key not in cache:
+            cache.clear()
+            cache[key] = chosen
+        return cache[key]
+
+    def reembed(
+        self,
+        model: str | Path,
+        batch_size: int = 64,
+        workers: int | None = None,
+        progress: Progress = _no_progress,
+        flip: bool | None = None,
+    ) -> int:
+        """Re-embed every face from its source file with another encoder, and bind to it.
+
+        All or nothing: if any source file is missing, unreadable or no longer the content
+        that was enrolled, nothing changes. Returns the number of faces re-embedded.
+        """
+        encoder, fp = self.binding.load(model, flip)
+        with self.lock:
+            sources = self.store.sources()
+            paths = [Path(path) for _, path, _ in sources]
+            vectors = np.zeros((len(sources), encoder.dim), np.float32)
+            problems: list[str] = []
+            done = 0
+            loader = face_loader(paths, self.preparer(encoder), batch_size, workers)
+            for batch in loader:
+                problems += [f"{paths[pos]}: {err}" for pos, err in batch.failures]
+                problems += [
+                    f"{paths[pos]}: content changed since it was enrolled"
+                    for pos, digest in zip(batch.positions, batch.hashes)
+                    if digest != sources[pos][2]
+                ]
+                if batch.images is not None:
+                    vectors[batch.positions] = encoder.embed_faces(batch.images)
+                done += len(batch.positions) + len(batch.failures)
+                progress("re-embedding", done, len(sources))
+            if problems:
+                more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+                raise GalleryError(
+                    f"cannot re-embed, nothing was changed: {'; '.join(problems[:3])}{more}"
+                )
+            self.binding.install(Path(model), fp, flip)
+            ids = [face_id for face_id, _, _ in sources]
+            self.store.rebind(fp, encoder.describe(), encoder.dim, ids, vectors)
+            self.index.reset()
+        return len(sources)
+
+    # --- enroll -------------------------------------------------------------------------
+
+    def enroll(
+        self,
+        source: str | Path | list[LabelledImage],
+        model: str | Path | None = None,
+        batch_size: int = 64,
+        workers: int | None = None,
+        commit_every: int = 2048,
+        progress: Progress = _no_progress,
+        flip: bool | None = None,
+    ) -> EnrollReport:
+        """Embed and store every new image of a gallery folder (or of images already listed
+        with their identities: serve's uploads); already-enrolled content (by SHA-256 of the
+        file) is skipped, bad files are reported and the rest goes on."""
+        images, problems = gallery_images(source) if isinstance(source, (str, Path)) else (list(source), [])
+        start = time.perf_counter()
+        report = EnrollReport(failed=list(problems))
+        encoder = self.bind_encoder(model, flip)
+        preparer = self.preparer(encoder)
+        if self.detector is not None:  # later queries prepare faces the same way
+            self.store.set_detector(preparer.detector_spec if preparer.detects else "none")
+        with report.timed("hash"):
+            todo = self._new_images(images, report, progress)
+        pending: list[NewFace] = []
+        done = 0
+        loader = iter(face_loader([i.path for i in todo], preparer, batch_size, workers))
+        while True:
+            with report.timed("decode"):
+                batch = next(loader, None)
+            if batch is None:
+                break
+            report.failed.extend(Problem(todo[pos].path, err) for pos, err in batch.failures)
+            report.several_faces.extend(
+                SeveralFaces(todo[pos].path, found, face)
+                for pos, found, face in zip(batch.positions, batch.found, batch.faces)
+                if found and found > 1 and face is not None
+            )
+            if batch.images is not None:
+                with report.timed("embed"):
+                    vectors = encoder.embed_faces(batch.images)
+                pending.extend(
+                    NewFace(todo[pos].identity, str(todo[pos].path.resolve()), digest, vector)
+                    for pos, digest, vector in zip(batch.positions, batch.hashes, vectors)
+                )
+            if len(pending) >= commit_every:
+                self._commit(pending, report)
+                pending = []
+            done += len(batch.positions) + len(batch.failures)
+            progress("embedding", done, len(todo))
+        self._commit(pending, report)
+        with report.timed("index"):
+            self.index.save()
+        report.identities, report.faces = self.store.counts()
+        report.timings["total"] = time.perf_counter() - start
+        return report
+
+    def _new_images(
+        self, images: list[LabelledImage], report: EnrollReport, progress: Progress
+    ) -> list[LabelledImage]:
+        """Hash every file (threads: this is I/O) and keep those not enrolled before."""
+
+        def digest(item: LabelledImage) -> str | ImageError:
+            try:
+                return content_hash(read_bytes(item.path))
+            except ImageError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            digests = []
+            for done, result in enumerate(pool.map(digest, images), start=1):
+                digests.append(result)
+                if done % 256 == 0 or done == len(images):
+                    progress("hashing", done, len(images))
+        known = self.store.known_hashes(d for d in digests if isinstance(d, str))
+        claims: dict[str, list[LabelledImage]] = {}
+        for item, result in zip(images, digests):
+            if isinstance(result, ImageError):
+                report.failed.append(Problem(item.path, result.reason))
+            else:
+                claims.setdefault(result, []).append(item)
+        todo: list[LabelledImage] = []
+        for digest, items in claims.items():
+            names = sorted({i.identity for i in items} | ({known[digest]} if digest in known else set()))
+            if len(names) > 1:  # one photo, two people: the user decides, not the file order
+                report.conflicts.append(Conflict([i.path for i in items], names, known.get(digest)))
+            elif digest in known:
+                report.skipped += len(items)
+            else:
+                todo.append(items[0])
+                report.skipped += len(items) - 1
+        return todo
+
+    def _commit(self, faces: list[NewFace], report: EnrollReport) -> None:
+        """One transaction of new faces, and the same faces into the index, under the lock.
+
+        Content that a concurrent enroll stored meanwhile is counted as skipped.
+        """
+        if not faces:
+            return
+        with self.lock:
+            with report.timed("index"):
+                index = self.index.synced()
+            with report.timed("database"):
+                ids, kept, revision = self.store.add_faces(faces)
+            if ids:
+                with report.timed("index"):
+                    self.index.added(index, ids, np.stack([f.embedding for f in kept]), revision)
+        report.enrolled += len(ids)
+        report.skipped += len(faces) - len(ids)
+
+    @property
+    def index_spec(self) -> IndexSpec:
+        return self.index.spec
+
+    def set_index(self, kind: str, **params: Any) -> IndexSpec:
+        """Choose the gallery's index kind and search effort (see GalleryIndex.choose)."""
+        return self.index.choose(kind, **params)
+
+    def rebuild_index(self) -> int:
+        """Rebuild the index from the database from scratch; returns its vector count."""
+        return self.index.rebuild()
+
+    # --- query --------------------------------------------------------------------------
+
+    def query(
+        self,
+        image: str | Path,
+        top_k: int = 5,
+        model: str | Path | None = None,
+        max_faces: int | None = None,
+        min_face: int = 0,
+    ) -> QueryResult:
+        """Who is in this photo? Every face (at most ``max_faces``, each at least ``min_face``
+        px) answered with its best identity, or n000000 below the gallery's threshold; the
+        result itself is the largest face's."""
+        return self.query_bytes(read_bytes(image), image, top_k, model, max_faces, min_face)
+
+    def query_bytes(
+        self,
+        data: bytes,
+        source: str | Path = "<upload>",
+        top_k: int = 5,
+        model: str | Path | None = None,
+        max_faces: int | None = None,
+        min_face: int = 0,
+    ) -> QueryResult:
+        """``query`` of a photo's bytes (an upload); ``source`` names it in errors."""
+        with self.store.one_read():
+            encoder = self.encoder(model)
+            preparer = self.preparer(encoder, min_face=min_face, max_faces=max_faces)
+            photo = decode(data, source, draft_side=preparer.draft_side)
+            prepared = preparer.prepare(photo, source)  # no face: an ImageError saying so
+            batch = np.stack([f.pixels.transpose(2, 0, 1) for f in prepared.faces])  # (N, 3, S, S)
+            answers = self.search(encoder.embed_faces(batch), top_k)
+        whole = (0.0, 0.0, float(photo.width), float(photo.height))
+        faces = [
+            FaceAnswer(f.face.box if f.face else whole, f.face, a.identity, a.score, a.matches)
+            for f, a in zip(prepared.faces, answers)
+        ]
+        return replace(answers[0], faces=faces)
+
+    def search(self, vectors: np.ndarray, top_k: int = 5) -> list[QueryResult]:
+        """Answer many query embeddings at once (L2-normalised float32, N x D)."""
+        if top_k < 1:
+            raise InputError("--top-k must be at least 1")
+        row = self.store.gallery()
+        threshold = row.threshold
+        with self.index.memory:  # an enroll in another thread may be adding to this index
+            index = self.index.for_query()
+            if index.ntotal == 0:
+                raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
+            ranked = scoring.rank(index, self.store, np.asarray(vectors, dtype=np.float32), top_k, row.scoring)
+        results = []
+        for matches in ranked:
+            identity, score = decide(matches, threshold)
+            results.append(QueryResult(identity, score, threshold, matches))
+        return results
+
+    # --- removal and settings -----------------------------------------------------------
+
+    def remove(self, identity: str) -> int:
+        """Delete a person: their rows, embeddings and index vectors. Returns faces removed."""
+        with self.lock:
+            bound = self.store.state().dim is not None
+            index = self.index.synced() if bound else None
+            removed = self.store.remove_identity(identity)
+            if removed is None:
+                raise UnknownIdentity(f"no identity {identity!r} in the gallery")
+            ids, revision = removed
+            if index is not None:
+                self.index.removed(index, ids, revision)
+            self._forget_uploads(identity)
+            return len(ids)
+
+    def _forget_uploads(self, identity: str) -> None:
+        """Photos of the person enrolled over HTTP go with them (nothing of theirs stays)."""
+        try:
+            folder = self.home.upload_folder(identity)
+        except ValueError:
+            return
+        if folder.is_dir():
+            shutil.rmtree(folder)
+
+    @property
+    def threshold(self) -> float:
+        return self.store.gallery().threshold
+
+    def set_threshold(self, value: float, source: str = "manual") -> None:
+        if not math.isfinite(value) or not -1.0 <= value <= 1.0:
+            raise InputError(f"threshold {value} is not a cosine similarity in [-1, 1]")
+        self.store.set_threshold(float(value), source)
+
+    @property
+    def scoring(self) -> str:
+        return self.store.gallery().scoring
+
+    def decision(self) -> dict[str, Any]:
+        """How a query decides, from one read: the scoring rule and the threshold (with where
+        it came from: a threshold ``tuned`` under one rule is stale under another)."""
+        row = self.store.gallery()
+        return {"scoring": row.scoring, "threshold": row.threshold, "threshold_source": row.threshold_source}
+
+    def set_scoring(self, rule: str) -> None:
+        """Score people by ``rule`` (facesearch.gallery.scoring). The threshold stays as it is: one
+        tuned under another rule wants `bench --tune` again (the CLI says so)."""
+        self.store.set_scoring(scoring.check_rule(rule))
+
+    def identities(self) -> list[dict[str, Any]]:
+        return [{"identity": name, "faces": faces} for name, faces in self.store.identities()]
+
+    def info(self) -> dict[str, Any]:
+        row = self.store.gallery()
+        state = self.store.state()
+        identities, faces = self.store.counts()
+        model = None
+        if row.encoder_fingerprint:
+            model = {
+                "fingerprint": row.encoder_fingerprint,
+                "file": str(self.home.model_file(row.encoder_fingerprint)),
+                **json.loads(row.encoder_config or "{}"),
+            }
+        return {
+            "home": str(self.home.root),
+            "database": self.store.safe_url,
+            "schema": stored_revision(self.store.engine),
+            "model": model,
+            "identities": identities,
+            "faces": faces,
+            "threshold": row.threshold,
+            "threshold_source": row.threshold_source,
+            "scoring": row.scoring,
+            "index": self.index.info(state),
+            "detector": row.detector,
+            "device": runtime_device(self.device),
+            "warnings": self.home.exposed(),
+        }
+
+    def index_info(self, state: GalleryState | None = None) -> dict[str, Any]:
+        """The index's kind, search parameters and whether its file is up to date."""
+        return self.index.info(state)
