@@ -170,7 +170,8 @@ def bench_search(args: argparse.Namespace) -> dict[str, Any]:
     against exact search. Latency both per query in a batch (bench) and for one query alone."""
     import numpy as np
 
-    from facesearch.index.faiss_index import FaceIndex, IndexSpec, IndexStamp, ivf_cells, training_size
+    from facesearch.index.faiss_index import FaceIndex
+    from facesearch.index.spec import IndexSpec, IndexStamp, ivf_cells, training_size
 
     rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []

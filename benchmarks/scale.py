@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.run import face_like_vectors, shown  # noqa: E402
-from facesearch.index.faiss_index import COMPRESSED, RERANK  # noqa: E402
+from facesearch.index.spec import COMPRESSED, RERANK  # noqa: E402
 
 DIM = 512
 
@@ -98,17 +98,17 @@ def measure(kind: str, gallery: np.ndarray, queries: np.ndarray, truth: np.ndarr
     compressed kinds, each of ``reranks`` (candidates scored exactly)."""
     import faiss
 
-    from facesearch.index.faiss_index import COMPRESSED, FaceIndex, IndexSpec, IndexStamp, ivf_cells, training_size
+    from facesearch.index.faiss_index import FaceIndex
+    from facesearch.index.spec import IndexSpec, IndexStamp, ivf_cells, training_size
 
     size = len(gallery)
     spec = IndexSpec(kind)
     start = time.perf_counter()
     sample = gallery[np.sort(rng.choice(size, training_size(spec, size), replace=False))] if kind != "flat" else None
-    index = FaceIndex(DIM, IndexStamp("bench", 0, None, DIM), False, spec, sample, size)
+    index = FaceIndex(DIM, IndexStamp("bench", 0, None, DIM), False, spec, sample, size, stored(gallery))
     for low in range(0, size, 500_000):
         index.add(np.arange(low, min(low + 500_000, size)), gallery[low : low + 500_000])
     build_s = time.perf_counter() - start
-    index.exact = stored(gallery)
     base = {"size": size, "index": kind, "build_s": round(build_s, 1),
             "bytes_per_face": round(len(faiss.serialize_index(index.cpu)) / size, 1)}
     rows = []

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from facesearch.gallery.engine import Gallery
-from facesearch.index.faiss_index import FaceIndex
+from facesearch.index.faiss_file import read_index
 from facesearch.synthetic import write_dataset
 from tests.postgres import PostgresServer
 
@@ -46,7 +46,7 @@ def _gallery_holds_both(home: Path, folders: list[Path]) -> None:
         for path in [a / "person_0000" / "0000.jpg", b / "person_0008" / "0003.jpg"]:
             assert g.query(path).identity == path.parent.name
         assert g.info()["index"]["up_to_date"]
-    assert FaceIndex.load(home / "index.faiss").ntotal == 36
+    assert read_index(home / "index.faiss").ntotal == 36
 
 
 def test_two_enrolls_at_once(tmp_path: Path, home: Path, database: str) -> None:

@@ -11,7 +11,8 @@ import pytest
 from facesearch import UNKNOWN
 from facesearch.gallery.engine import Gallery
 from facesearch.errors import GalleryError, InputError, ModelError
-from facesearch.index.faiss_index import FaceIndex, ivf_cells, training_size
+from facesearch.index.faiss_file import read_index
+from facesearch.index.spec import ivf_cells, training_size
 from facesearch.models import EncoderConfig, build_encoder, save_encoder
 from facesearch.synthetic import write_dataset
 from tests import badfiles
@@ -123,7 +124,7 @@ def test_missing_or_damaged_index_is_rebuilt_with_identical_answers(
         index_file.write_bytes(b"\0" * 1000)
     with Gallery(home) as g:
         assert answers(g, faces_dir) == before
-    assert FaceIndex.load(index_file).ntotal == 24  # repaired on disk too
+    assert read_index(index_file).ntotal == 24  # repaired on disk too
 
 
 def test_crash_between_commit_and_index_save_is_repaired(
@@ -134,11 +135,11 @@ def test_crash_between_commit_and_index_save_is_repaired(
     more = tmp_path / "more"
     write_dataset(more, identities=2, images_per_identity=2, seed=9, first_identity=50)
 
-    def crash(self: FaceIndex, path: Path) -> None:
+    def crash(index: object, path: Path) -> None:
         raise KeyboardInterrupt("power cut")
 
     with monkeypatch.context() as patched, Gallery(home) as g, pytest.raises(KeyboardInterrupt):
-        patched.setattr(FaceIndex, "save", crash)
+        patched.setattr("facesearch.index.faiss_file.write_index", crash)
         g.enroll(more)
     with Gallery(home) as g:  # the commit stands; the stale index is reconciled
         assert g.store.counts() == (10, 28)
@@ -327,7 +328,7 @@ def test_approximate_index_answers_as_the_exact_one_on_a_small_gallery(
 ) -> None:
     exact = answers(gallery, faces_dir)
     spec = gallery.set_index(kind)
-    assert spec.kind == kind and FaceIndex.load(home / "index.faiss").stamp.kind == kind  # built at once
+    assert spec.kind == kind and read_index(home / "index.faiss").stamp.kind == kind  # built at once
     assert same_answers(answers(gallery, faces_dir), exact)  # few vectors: the approximate search is exhaustive
     gallery.close()
     with Gallery(home) as again:  # the kind lives in the database, the file is reused
@@ -339,7 +340,7 @@ def test_removal_from_an_hnsw_gallery_rebuilds_it_without_the_person(
 ) -> None:
     gallery.set_index("hnsw", ef_search=40)
     assert gallery.remove("person_0003") == 3
-    on_disk = FaceIndex.load(home / "index.faiss")
+    on_disk = read_index(home / "index.faiss")
     assert on_disk.ntotal == 21 and on_disk.stamp.describes(gallery.store.state())
     result = gallery.query(faces_dir / "person_0003" / "0000.jpg", top_k=8)
     assert "person_0003" not in [m.identity for m in result.matches]
@@ -352,12 +353,12 @@ def test_ivf_is_refitted_when_the_gallery_outgrows_it(home: Path, faces_dir: Pat
     with Gallery(home) as g:
         g.set_index("ivf", nprobe=2)
         g.enroll(faces_dir)  # 24 faces: one cell
-        first = FaceIndex.load(home / "index.faiss").stamp
+        first = read_index(home / "index.faiss").stamp
         assert (first.kind, first.trained_for) == ("ivf", 24)
         more = tmp_path / "more"
         write_dataset(more, identities=100, images_per_identity=3, seed=7)
         g.enroll(more)
-        refitted = FaceIndex.load(home / "index.faiss")
+        refitted = read_index(home / "index.faiss")
         assert refitted.cpu.nlist == ivf_cells(324) == 8 and refitted.ntotal == 324
         assert refitted.stamp.trained_for == 324 and training_size(g.index_spec, 324) == 320
         assert g.index_spec.nprobe == 2

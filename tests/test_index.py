@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from facesearch.errors import InputError
-from facesearch.index.faiss_index import IVF_KINDS, FaceIndex, IndexFileError, IndexSpec, IndexStamp, ivf_cells, read_stamp, training_size
+from facesearch.index.faiss_file import IndexFileError, read_index, read_stamp, write_index
+from facesearch.index.faiss_index import FaceIndex
+from facesearch.index.spec import IVF_KINDS, IndexSpec, IndexStamp, ivf_cells, training_size
 from facesearch.gallery.store import GalleryState
 
 
@@ -45,8 +47,8 @@ def test_remove_drops_vectors() -> None:
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     index, vectors = make_index()
-    index.save(tmp_path / "i.faiss")
-    loaded = FaceIndex.load(tmp_path / "i.faiss", use_gpu=False)
+    write_index(index, tmp_path / "i.faiss")
+    loaded = read_index(tmp_path / "i.faiss", use_gpu=False)
     assert loaded.stamp == index.stamp and read_stamp(tmp_path / "i.faiss") == index.stamp
     assert np.array_equal(loaded.ids(), index.ids())
     assert np.array_equal(loaded.search(vectors, 2)[1], index.search(vectors, 2)[1])
@@ -57,7 +59,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
 def test_damaged_index_files_are_refused(tmp_path: Path, damage: str) -> None:
     index, _ = make_index()
     path = tmp_path / "i.faiss"
-    index.save(path)
+    write_index(index, path)
     data = bytearray(path.read_bytes())
     if damage == "truncate":
         data = data[: len(data) - 100]
@@ -69,16 +71,16 @@ def test_damaged_index_files_are_refused(tmp_path: Path, damage: str) -> None:
         data = bytearray()
     path.write_bytes(bytes(data))
     with pytest.raises(IndexFileError):
-        FaceIndex.load(path)
+        read_index(path)
 
 
 def test_an_index_of_other_codes_than_its_stamp_says_is_refused(tmp_path: Path) -> None:
     vectors, _ = clustered(people=100, per_person=4)
     index = build("ivf-sq8", vectors)
     index.stamp = dataclasses.replace(index.stamp, kind="ivf-sq6")  # 8-bit codes called 6-bit
-    index.save(tmp_path / "i.faiss")
+    write_index(index, tmp_path / "i.faiss")
     with pytest.raises(IndexFileError, match="unexpected index type"):
-        FaceIndex.load(tmp_path / "i.faiss")
+        read_index(tmp_path / "i.faiss")
 
 
 def test_stamp_describes_only_its_own_database_state() -> None:
@@ -153,8 +155,8 @@ def test_ivf_removes_in_place_and_hnsw_refuses() -> None:
 def test_approximate_kinds_survive_save_and_load(tmp_path: Path, kind: str) -> None:
     vectors, queries = clustered(people=100, per_person=4)
     index = build(kind, vectors)
-    index.save(tmp_path / "i.faiss")
-    loaded = FaceIndex.load(tmp_path / "i.faiss", use_gpu=False)
+    write_index(index, tmp_path / "i.faiss")
+    loaded = read_index(tmp_path / "i.faiss", use_gpu=False)
     loaded.tune(index.spec)
     assert loaded.stamp == index.stamp and loaded.spec == index.spec
     assert np.array_equal(np.sort(loaded.ids()), np.sort(index.ids()))
@@ -202,7 +204,7 @@ def test_compressed_kinds_re_rank_to_exact_scores_in_a_fraction_of_the_memory(ki
     index = build(kind, vectors)
     with pytest.raises(RuntimeError, match="stored vectors"):
         index.search(queries, 1)  # never an approximate score passed off as a cosine
-    index.exact = in_memory(ids, vectors)
+    index.stored = in_memory(ids, vectors)
     scores, found = index.search(queries, 5)
     assert (found[:, 0] == exact_ids[:, 0]).mean() >= 0.97
     same = found == exact_ids
@@ -210,18 +212,18 @@ def test_compressed_kinds_re_rank_to_exact_scores_in_a_fraction_of_the_memory(ki
     assert np.all(np.diff(scores, axis=1) <= 0)
     dim = vectors.shape[1]
     assert index.cpu.code_size == {"ivf-sq8": dim, "ivf-sq6": dim * 6 // 8, "ivf-pq": dim // 8}[kind]  # against 4 dim flat
-    index.save(tmp_path / "c.faiss")
-    flat.save(tmp_path / "f.faiss")
+    write_index(index, tmp_path / "c.faiss")
+    write_index(flat, tmp_path / "f.faiss")
     assert (tmp_path / "c.faiss").stat().st_size < 0.4 * (tmp_path / "f.faiss").stat().st_size  # cells included
-    loaded = FaceIndex.load(tmp_path / "c.faiss", use_gpu=False)
-    loaded.exact, loaded.spec = index.exact, index.spec
+    loaded = read_index(tmp_path / "c.faiss", use_gpu=False)
+    loaded.stored, loaded.spec = index.stored, index.spec
     loaded.tune(index.spec)
     assert loaded.stamp.kind == kind and np.array_equal(loaded.search(queries, 3)[1], index.search(queries, 3)[1])
     assert index.remove(ids[:2]) == 2 and ids[0] not in index.ids()
 
 
 def test_re_rank_drops_candidates_the_database_no_longer_has() -> None:
-    from facesearch.index.faiss_index import rerank
+    from facesearch.index.rerank import rerank
 
     vectors = np.eye(4, dtype=np.float32)
     stored = in_memory(np.array([10, 11, 13]), vectors[[0, 1, 3]])  # 12 was removed
@@ -236,7 +238,7 @@ def test_more_candidates_re_ranked_recover_what_the_codes_rank_wrong() -> None:
     vectors, queries = clustered(people=400, per_person=30)  # many photos a person: close calls
     exact_ids = build("flat", vectors).search(queries, 1)[1][:, 0]
     index = build("ivf-pq", vectors, nprobe=ivf_cells(len(vectors)))  # every cell: only the codes err
-    index.exact = in_memory(np.arange(1000, 1000 + len(vectors)), vectors)
+    index.stored = in_memory(np.arange(1000, 1000 + len(vectors)), vectors)
     codes_alone = float(np.mean(index.cpu.search(queries, 1)[1][:, 0] == exact_ids))
     recall = {}
     for rerank in (8, 64, len(vectors)):

@@ -27,6 +27,9 @@ except ImportError:  # pragma: no cover
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from facesearch.gallery.rules import RULES
+from facesearch.index.spec import KINDS
+
 class JsonUsageErrors(TyperGroup):
     """Bad usage (exit 2) with ``--json`` still prints one JSON object, ``{"error": ...}``, on
     stdout, as the contract promises for every outcome; the usage message stays on stderr.
@@ -97,23 +100,13 @@ FlipOption = Annotated[
 ]
 
 
-class ScoringRule(str, Enum):
-    """facesearch.gallery.scoring.RULES, spelled out so that --help needs no numpy import."""
-
-    nearest = "nearest"
-    mean = "mean"
+def _choices(name: str, words: tuple[str, ...]) -> type[Enum]:
+    """The library's words as a Typer choice (one vocabulary: the CLI never spells them)."""
+    return Enum(name, {word: word for word in words}, type=str)  # type: ignore[return-value]
 
 
-class IndexKind(str, Enum):
-    """facesearch.index.faiss_index.KINDS, spelled out so that --help needs no faiss import."""
-
-    flat = "flat"
-    ivf = "ivf"
-    hnsw = "hnsw"
-    ivf_sq8 = "ivf-sq8"
-    ivf_sq6 = "ivf-sq6"
-    ivf_pq = "ivf-pq"
-    milvus = "milvus"
+ScoringRule = _choices("ScoringRule", RULES)
+IndexKind = _choices("IndexKind", KINDS)
 
 
 ModelOption = Annotated[

@@ -33,7 +33,7 @@ from facesearch.embedding.face_finding.prepare import FacePreparer, preparer_for
 from facesearch.fileio import atomic_write, read_text
 from facesearch.embedding.imaging import is_candidate
 from facesearch.gallery.layouts import Problem
-from facesearch.gallery.scoring import RULES, check_rule
+from facesearch.gallery.rules import RULES, check_rule
 from facesearch.evaluation.metrics import best_threshold, roc_auc
 
 LABELS_FILE = "verification_dev.csv"

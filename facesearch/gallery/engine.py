@@ -45,7 +45,7 @@ from facesearch.embedding.face_finding.prepare import FacePreparer, preparer_for
 from facesearch.gallery.home import Home
 from facesearch.embedding.imaging import content_hash, decode, read_bytes
 from facesearch.gallery.indexing import GalleryIndex
-from facesearch.index.faiss_index import IndexSpec
+from facesearch.index.spec import IndexSpec
 from facesearch.gallery.layouts import LabelledImage, Problem, gallery_images
 from facesearch.gallery.locking import GalleryLock
 from facesearch.migrations import stored_revision

@@ -13,23 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 import numpy as np
 
 from facesearch.errors import GalleryError
 from facesearch.gallery.home import Home
-from facesearch.index.faiss_index import (
-    IVF_KINDS,
-    FaceIndex,
-    FaissFile,
-    IndexSpec,
-    IndexStamp,
-    gpu_available,
-    ivf_cells,
-    training_size,
-)
+from facesearch.index.base import IndexStore, SearchIndex
+from facesearch.index.spec import IVF_KINDS, IndexSpec, IndexStamp, ivf_cells, training_size
 from facesearch.gallery.locking import GalleryLock
 from facesearch.gallery.store import GalleryState, Store
 
@@ -42,20 +33,20 @@ class GalleryIndex:
     def __init__(self, home: Home, store: Store, lock: GalleryLock, gpu: bool | None = None) -> None:
         self.home, self.store, self.lock, self.gpu = home, store, lock, gpu
         self.memory = threading.RLock()
-        self._index: FaceIndex | None = None
+        self._index: SearchIndex | None = None
         self._dirty = False
-        self._backends: dict[tuple, Any] = {}
+        self._backends: dict[tuple, IndexStore] = {}
 
     @property
     def spec(self) -> IndexSpec:
         return IndexSpec.parse(*self.store.index_spec())
 
-    def synced(self) -> FaceIndex:
+    def synced(self) -> SearchIndex:
         """The in-memory index, made to agree with the database if it does not."""
         with self.memory:
             return self._sync()
 
-    def _sync(self, spec: IndexSpec | None = None) -> FaceIndex:
+    def _sync(self, spec: IndexSpec | None = None) -> SearchIndex:
         with self.store.one_read(fresh=True):  # state and spec in one read, under ``memory``
             state, spec = self.store.state(), spec or self.spec
         if state.dim is None:
@@ -70,7 +61,6 @@ class GalleryIndex:
             index = self._new(state, spec)
         elif index.spec != spec:
             index.tune(spec)
-        index.exact = partial(self._stored_vectors, dim=index.dim)
         if not index.stamp.describes(state):
             if stored and index.stamp.revision >= 0:
                 log.warning("index %s does not match the database; repairing it", self.backend(spec).where)
@@ -78,21 +68,24 @@ class GalleryIndex:
         self._index = index
         return index
 
-    def _stored_vectors(self, ids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    def _stored_vectors(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The database's float vectors of these faces: the compressed kinds re-rank on them."""
-        return self.store.embeddings(ids, dim)
+        return self.store.embeddings(ids)
 
-    def backend(self, spec: IndexSpec | None = None) -> Any:
-        """Where an index of ``spec`` (default: the gallery's) is kept: FaissFile or MilvusCollection."""
+    def backend(self, spec: IndexSpec | None = None) -> IndexStore:
+        """Where an index of ``spec`` (default: the gallery's) is kept: a FAISS file, or a
+        Milvus collection. Each backend is imported only when its kind is used."""
         spec = spec or self.spec
         if spec.kind != "milvus":
-            return FaissFile(self.home.index, self.gpu)
+            from facesearch.index.faiss_file import FaissFile
+
+            return FaissFile(self.home.index, self.gpu, self._stored_vectors)
         uuid = self.store.state().uuid
         key = (spec.place, uuid)
         if key not in self._backends:  # one client per place: connecting costs 0.1 s or more
             from facesearch.index.milvus import MilvusCollection  # pymilvus: the milvus extra
 
-            self._backends[key] = MilvusCollection(spec, self.home, uuid, self.lock.timeout)
+            self._backends[key] = MilvusCollection(spec, self.home.root, uuid, self.lock.timeout)
         return self._backends[key]
 
     def close(self) -> None:
@@ -103,7 +96,7 @@ class GalleryIndex:
             self._backends.clear()
             self._index = None
 
-    def _new(self, state: GalleryState, spec: IndexSpec) -> FaceIndex:
+    def _new(self, state: GalleryState, spec: IndexSpec) -> SearchIndex:
         """An empty index of the gallery's kind (an IVF one fitted to a sample of its faces)."""
         sample, size = None, 0
         if spec.kind in IVF_KINDS:
@@ -115,7 +108,7 @@ class GalleryIndex:
         stamp = replace(IndexStamp.of(state, state.dim), revision=-1)
         return self.backend(spec).create(stamp, spec, sample, size)
 
-    def _reconcile(self, index: FaceIndex) -> FaceIndex:
+    def _reconcile(self, index: SearchIndex) -> SearchIndex:
         """Add and remove vectors until the index holds exactly the database's faces."""
         state, db_ids = self.store.snapshot_ids()
         have = index.ids()
@@ -138,7 +131,7 @@ class GalleryIndex:
         self._dirty = True
         return index
 
-    def added(self, index: FaceIndex, ids: list[int], vectors: np.ndarray, revision: int) -> None:
+    def added(self, index: SearchIndex, ids: list[int], vectors: np.ndarray, revision: int) -> None:
         """Faces just committed to the database (at ``revision``), into ``index`` (from
         ``synced``, under the file lock); an IVF index outgrown by them is refitted."""
         with self.memory:
@@ -150,7 +143,7 @@ class GalleryIndex:
             self._dirty = True
 
     @staticmethod
-    def _advance(index: FaceIndex, revision: int) -> None:
+    def _advance(index: SearchIndex, revision: int) -> None:
         """Stamp ``index`` with the revision of the change just applied to it, if it held
         every change before that one. Homes sharing one database (PostgreSQL) do not share a
         lock: another home's commit may have slipped in between, and then the index stays
@@ -158,7 +151,7 @@ class GalleryIndex:
         if revision == index.stamp.revision + 1:
             index.stamp = replace(index.stamp, revision=revision)
 
-    def removed(self, index: FaceIndex, ids: list[int], revision: int) -> None:
+    def removed(self, index: SearchIndex, ids: list[int], revision: int) -> None:
         """Faces just deleted from the database, out of ``index``; then saved (a kind that
         cannot remove is rebuilt without them)."""
         with self.memory:
@@ -188,7 +181,7 @@ class GalleryIndex:
             self.backend(index.spec).save(index)
             self._dirty = False
 
-    def for_query(self) -> FaceIndex:
+    def for_query(self) -> SearchIndex:
         """Queries never wait on an enroll: repair in memory, save only if the lock is free.
         The caller holds ``memory`` while it searches (an enroll may be adding to it)."""
         index = self.synced()
@@ -235,5 +228,11 @@ class GalleryIndex:
             "params": spec.params(),
             "exists": stamp is not None,
             "up_to_date": bool(stamp and stamp.describes(state or self.store.state())),
-            "gpu": gpu_available() if self.gpu is None else self.gpu,
+            "gpu": _gpu_available() if self.gpu is None else self.gpu,
         }
+
+
+def _gpu_available() -> bool:
+    from facesearch.index.faiss_index import gpu_available
+
+    return gpu_available()

@@ -15,27 +15,18 @@ share, a gallery setting (`facesearch scoring RULE`).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from facesearch.gallery.answers import Match
-from facesearch.errors import InputError
-
-RULES = ("nearest", "mean")
-DEFAULT = "nearest"
+from facesearch.gallery.rules import DEFAULT, check_rule
+from facesearch.gallery.store import Store
+from facesearch.index.base import SearchIndex
 
 CANDIDATES = 16
 """People re-scored on their templates under ``mean``, at least (more when top k asks)."""
 
 
-def check_rule(rule: str) -> str:
-    if rule not in RULES:
-        raise InputError(f"unknown scoring rule {rule!r} (known: {', '.join(RULES)})")
-    return rule
-
-
-def rank(index: Any, store: Any, vectors: np.ndarray, top_k: int, rule: str = DEFAULT) -> list[list[Match]]:
+def rank(index: SearchIndex, store: Store, vectors: np.ndarray, top_k: int, rule: str = DEFAULT) -> list[list[Match]]:
     """The top ``top_k`` people for each query vector (rows of ``vectors``), best first."""
     if check_rule(rule) == "nearest":
         return nearest_people(index, store, vectors, top_k)
@@ -43,7 +34,7 @@ def rank(index: Any, store: Any, vectors: np.ndarray, top_k: int, rule: str = DE
     return by_template(store, vectors, candidates, top_k)
 
 
-def nearest_people(index: Any, store: Any, vectors: np.ndarray, top_k: int) -> list[list[Match]]:
+def nearest_people(index: SearchIndex, store: Store, vectors: np.ndarray, top_k: int) -> list[list[Match]]:
     """Each person scored by their best image among the index's neighbours."""
     ranked: list[list[Match] | None] = [None] * len(vectors)
     pending = list(range(len(vectors)))
@@ -67,7 +58,7 @@ def nearest_people(index: Any, store: Any, vectors: np.ndarray, top_k: int) -> l
     return [r or [] for r in ranked]
 
 
-def by_template(store: Any, vectors: np.ndarray, candidates: list[list[Match]], top_k: int) -> list[list[Match]]:
+def by_template(store: Store, vectors: np.ndarray, candidates: list[list[Match]], top_k: int) -> list[list[Match]]:
     """The candidates re-scored by their templates (each keeps its nearest image as ``image``)."""
     people = sorted({m.identity for matches in candidates for m in matches})
     templates = {name: template(stored) for name, stored in store.identity_embeddings(people, vectors.shape[1]).items()}

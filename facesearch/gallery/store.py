@@ -279,7 +279,7 @@ class Store:
             session.execute(update(GalleryRow).where(GalleryRow.id == 1).values(scoring=rule, updated_at=_now()))
 
     def index_spec(self) -> tuple[str, dict[str, Any]]:
-        """The gallery's index kind and its search parameters (see facesearch.index.faiss_index)."""
+        """The gallery's index kind and its search parameters (see facesearch.index.spec)."""
         row = self.gallery()
         return row.index_kind, json.loads(row.index_params or "{}")
 
@@ -418,8 +418,9 @@ class Store:
             ids = np.fromiter(session.scalars(select(Face.id).order_by(Face.id)), dtype=np.int64)
             return state, ids
 
-    def embeddings(self, ids: Sequence[int], dim: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) for the given face ids that still exist, in id order."""
+    def embeddings(self, ids: Sequence[int], dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) for the given face ids that still exist, in id order (``dim``: the
+        vectors' size; None: read from the stored bytes, float32)."""
         out_ids: list[int] = []
         out_vecs: list[bytes] = []
         with self.session() as session:
@@ -429,6 +430,8 @@ class Store:
                 ):
                     out_ids.append(face_id)
                     out_vecs.append(blob)
+        if dim is None:
+            dim = len(out_vecs[0]) // 4 if out_vecs else 1
         vectors = np.frombuffer(b"".join(out_vecs), dtype=np.float32).reshape(-1, dim)
         return np.asarray(out_ids, dtype=np.int64), vectors
 

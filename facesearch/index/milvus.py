@@ -1,5 +1,5 @@
 """The gallery's vectors in Milvus: a Milvus Lite file for one machine, or a Milvus server or
-cluster by its URI, behind the same interface as the FAISS index (``facesearch.index.faiss_index``).
+cluster by its URI, behind the same interface as the FAISS index (``facesearch.index.base``).
 
 A collection holds (face id, unit embedding) rows under an exact inner-product index (FLAT),
 so it answers as FAISS flat does. Like any index here it is derived data: its properties carry
@@ -19,14 +19,13 @@ import logging
 import os
 import time
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facesearch.errors import Busy, GalleryError, InputError
-from facesearch.gallery.home import Home
-from facesearch.index.faiss_index import IndexSpec, IndexStamp
-from facesearch.gallery.store import GalleryState
+from facesearch.index.spec import DatabaseState, IndexSpec, IndexStamp
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +112,11 @@ class MilvusIndex:
 
 class MilvusCollection:
     """Where a ``milvus`` index is kept: the collection ``spec.collection`` (default: named
-    after the gallery) at ``spec.uri`` (default: a Milvus Lite file in the home)."""
+    after the gallery) at ``spec.uri`` (default: a Milvus Lite file in ``folder``, the home)."""
 
-    def __init__(self, spec: IndexSpec, home: Home, gallery_uuid: str, wait: float = 30.0) -> None:
+    def __init__(self, spec: IndexSpec, folder: Path, gallery_uuid: str, wait: float = 30.0) -> None:
         self.spec = spec
-        self.uri = spec.uri or str(home.root / LITE_FILE)
+        self.uri = spec.uri or str(folder / LITE_FILE)
         self.name = spec.collection or default_collection(gallery_uuid)
         self.gallery_uuid = gallery_uuid
         self.wait = wait
@@ -192,7 +191,7 @@ class MilvusCollection:
             )
         return description
 
-    def load(self, state: GalleryState) -> MilvusIndex | None:
+    def load(self, state: DatabaseState) -> MilvusIndex | None:
         """The collection as an index (None: there is none yet, or it holds another encoder's
         vectors and must be rebuilt)."""
         description = self._describe()
