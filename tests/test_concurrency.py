@@ -42,7 +42,7 @@ def _enroll_two_overlapping_folders_at_once(tmp_path: Path, homes: tuple[Path, P
 def _gallery_holds_both(home: Path, folders: list[Path]) -> None:
     a, b = folders
     with Gallery(home) as g:
-        assert g.store.counts() == (9, 36)
+        assert g.counts() == (9, 36)
         for path in [a / "person_0000" / "0000.jpg", b / "person_0008" / "0003.jpg"]:
             assert g.query(path).identity == path.parent.name
         assert g.info()["index"]["up_to_date"]
@@ -114,5 +114,5 @@ def test_four_enrollers_and_four_queriers_on_one_home(tmp_path: Path) -> None:
     assert all(a["errors"] == [] for a in answers), answers
     assert sum(a["answered"] for a in answers) > 0
     with Gallery(home) as gallery:
-        assert gallery.store.counts() == (12, 36)
+        assert gallery.counts() == (12, 36)
         assert gallery.query(probe).identity == "person_0000"

@@ -12,7 +12,7 @@ from facesearch import UNKNOWN
 from facesearch.gallery.engine import Gallery
 from facesearch.errors import GalleryError, InputError, ModelError
 from facesearch.index.faiss_file import read_index
-from facesearch.index.spec import ivf_cells, training_size
+from facesearch.index.spec import IndexSpec, ivf_cells, training_size
 from facesearch.models import EncoderConfig, build_encoder, save_encoder
 from facesearch.synthetic import write_dataset
 from tests import badfiles
@@ -142,7 +142,7 @@ def test_crash_between_commit_and_index_save_is_repaired(
         patched.setattr("facesearch.index.faiss_file.write_index", crash)
         g.enroll(more)
     with Gallery(home) as g:  # the commit stands; the stale index is reconciled
-        assert g.store.counts() == (10, 28)
+        assert g.counts() == (10, 28)
         result = g.query(more / "person_0050" / "0001.jpg")
         assert result.identity == "person_0050" and result.score == pytest.approx(1.0, abs=1e-4)
         assert g.info()["index"]["up_to_date"]
@@ -344,7 +344,7 @@ def test_removal_from_an_hnsw_gallery_rebuilds_it_without_the_person(
     assert on_disk.ntotal == 21 and on_disk.stamp.describes(gallery.store.state())
     result = gallery.query(faces_dir / "person_0003" / "0000.jpg", top_k=8)
     assert "person_0003" not in [m.identity for m in result.matches]
-    assert gallery.index_spec.ef_search == 40
+    assert gallery.index_info()["params"] == {"ef_search": 40}
 
 
 def test_ivf_is_refitted_when_the_gallery_outgrows_it(home: Path, faces_dir: Path, tmp_path: Path) -> None:
@@ -360,8 +360,8 @@ def test_ivf_is_refitted_when_the_gallery_outgrows_it(home: Path, faces_dir: Pat
         g.enroll(more)
         refitted = read_index(home / "index.faiss")
         assert refitted.cpu.nlist == ivf_cells(324) == 8 and refitted.ntotal == 324
-        assert refitted.stamp.trained_for == 324 and training_size(g.index_spec, 324) == 320
-        assert g.index_spec.nprobe == 2
+        assert refitted.stamp.trained_for == 324 and training_size(IndexSpec("ivf"), 324) == 320
+        assert g.index_info()["params"]["nprobe"] == 2
         assert g.query(faces_dir / "person_0005" / "0002.jpg").identity == "person_0005"
 
 

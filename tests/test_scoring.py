@@ -71,13 +71,13 @@ def test_a_removed_person_leaves_the_templates(gallery: Gallery, faces_dir: Path
 
 
 def test_the_rule_is_a_gallery_setting(gallery: Gallery, home: Path) -> None:
-    assert gallery.scoring == "nearest" and gallery.info()["scoring"] == "nearest"
+    assert gallery.decision()["scoring"] == "nearest" and gallery.info()["scoring"] == "nearest"
     with pytest.raises(InputError, match="unknown scoring rule 'median'"):
         gallery.set_scoring("median")
     assert cli_json("scoring") == {"scoring": "nearest", "threshold": 0.5, "threshold_source": "default"}
     assert "note" not in cli_json("scoring", "mean")  # a default threshold was tuned under nothing
     with Gallery(home) as again:
-        assert again.scoring == "mean"
+        assert again.decision()["scoring"] == "mean"
     assert cli_json("info")["scoring"] == "mean"
 
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from facesearch.gallery.engine import Gallery
 from facesearch.gallery.locking import GalleryLock
-from facesearch.serving.service import create_app, forget_orphan_uploads
+from facesearch.serving.service import create_app
 from facesearch.synthetic import write_dataset
 from tests import badfiles
 from tests.conftest import cli, cli_json
@@ -224,7 +224,7 @@ def test_a_write_while_another_process_holds_the_gallery_waits_then_answers_503(
         finally:
             other.release()
         assert client.delete("/v1/identities/person_0001", headers=AUTH).json() == {"removed": "person_0001", "faces": 3}
-        assert g.store.counts() == (7, 21)
+        assert g.counts() == (7, 21)
 
 
 def test_a_new_server_deletes_uploads_that_no_face_comes_from(home: Path, faces_dir: Path) -> None:
@@ -241,10 +241,10 @@ def test_a_new_server_deletes_uploads_that_no_face_comes_from(home: Path, faces_
         writer = GalleryLock(gallery.home.lock)  # another writer (a long CLI enroll) holds the gallery:
         writer.acquire()
         try:
-            assert forget_orphan_uploads(gallery) == 0 and orphan.exists()  # the server starts, sweeps later
+            assert gallery.sweep_uploads() == 0 and orphan.exists()  # the server starts, sweeps later
         finally:
             writer.release()
-        assert forget_orphan_uploads(gallery) == 1
+        assert gallery.sweep_uploads() == 1
         assert not orphan.parent.exists() and all(p.exists() for p in kept) and len(kept) == 1
         create_app(gallery)  # what a new server does on start: nothing more to delete
         assert [p for p in gallery.home.uploads.glob("*/*")] == kept

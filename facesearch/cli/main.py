@@ -381,7 +381,7 @@ def threshold(
         with open_gallery(home, database_url) as gallery:
             if value is not None:
                 gallery.set_threshold(value)
-            result = {"threshold": gallery.threshold}
+            result = {"threshold": gallery.decision()["threshold"]}
         emit(as_json, result, lambda r: typer.echo(f"{r['threshold']:.4f}"))
 
 
@@ -399,7 +399,7 @@ def scoring(
     """Show, or set, how a person is scored against a query face (query, bench and serve)."""
     with failures(as_json):
         with open_gallery(home, database_url) as gallery:
-            before = gallery.scoring
+            before = gallery.decision()["scoring"]
             if rule is not None:
                 gallery.set_scoring(rule.value)
             result = gallery.decision()
@@ -449,7 +449,7 @@ def index_settings(
             given = {"nprobe": nprobe, "ef_search": ef_search, "rerank": rerank, "uri": uri, "collection": collection}
             params = {k: v for k, v in given.items() if v is not None}
             if kind is not None or params:
-                gallery.set_index(kind.value if kind else gallery.index_spec.kind, **params)
+                gallery.set_index(kind.value if kind else gallery.index_info()["kind"], **params)
             result = {"index": gallery.index_info()}
 
         def human(r: dict[str, Any]) -> None:
@@ -565,8 +565,7 @@ def _pairs_encoder(
     enrolled_with = None
     if model is None:
         with open_gallery(home, database_url, device) as gallery:
-            model = gallery.bound_model_file()
-            enrolled_with = gallery.store.gallery().detector
+            model, enrolled_with = gallery.enrolled_with()
     encoder = load_model(model, None if device == "auto" else device, flip)[0]
     return encoder, preparer_for(encoder.preprocessing, detector, enrolled_with, fallback=True)
 

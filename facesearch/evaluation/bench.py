@@ -217,11 +217,12 @@ def run_open_set(
         for file, a in answers.items()
     ]
     enrolled = {row["identity"] for row in gallery.identities()}
+    decision = gallery.decision()
     report: dict[str, Any] = {
         "task": "open-set",
         "probes": len(results),
-        "threshold": gallery.threshold,
-        "scoring": gallery.scoring,
+        "threshold": decision["threshold"],
+        "scoring": decision["scoring"],
         **open_set_figures(results, enrolled),
         **detection,
         "failed": _failed(problems),
@@ -266,17 +267,15 @@ def compare_scoring(
     threshold and rule are left alone (`facesearch scoring` sets the rule queries use)."""
     probes = Path(probes)
     files, label_of = labelled_probes(probes, labels)
-    state, ids = gallery.store.snapshot_ids()
-    if not len(ids):
+    stored, owners = gallery.stored_embeddings()
+    if not owners:
         raise InputError("nothing to compare: the gallery is empty")
     encoder = gallery.encoder()
     done = embed_files(encoder, files, gallery.preparer(encoder, fallback=True), batch_size, workers)
     vectors, positions, problems = done.vectors, done.positions, done.problems
     if not positions:
         raise InputError(f"{probes}: no probe could be decoded")
-    ids, stored = gallery.store.embeddings(ids, state.dim)
-    records = gallery.store.faces(ids.tolist())
-    names = np.array([records[int(i)].identity for i in ids])
+    names = np.array(owners)
     enrolled = set(names.tolist())
     report: dict[str, Any] = {"task": "scoring", "probes": len(positions), "no_face": done.no_face,
                               "failed": _failed(problems)}
@@ -312,7 +311,7 @@ def write_submission(
         "task": "submission",
         "probes": len(files),
         "submission": str(out),
-        "threshold": gallery.threshold,
+        "threshold": gallery.decision()["threshold"],
         "unknown": sum(1 for f in files if f not in answers or answers[f].identity == UNKNOWN),
         **detection,
         "failed": _failed(problems),

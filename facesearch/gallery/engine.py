@@ -16,10 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -46,10 +45,11 @@ from facesearch.gallery.home import Home
 from facesearch.embedding.imaging import content_hash, decode, read_bytes
 from facesearch.gallery.indexing import GalleryIndex
 from facesearch.index.spec import IndexSpec
-from facesearch.gallery.layouts import LabelledImage, Problem, gallery_images
+from facesearch.gallery.layouts import LabelledImage, Problem, check_identity, gallery_images
 from facesearch.gallery.locking import GalleryLock
 from facesearch.migrations import stored_revision
 from facesearch.gallery.store import GalleryState, NewFace, Store
+from facesearch.gallery.uploads import Upload, Uploads
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class Gallery:
         self.detector = detector
         self.index = GalleryIndex(self.home, self.store, self.lock, gpu_index)
         self.binding = EncoderBinding(self.home, self.store, self.lock, self.index, device)
+        self._uploads = Uploads(self.home, self.store, self.lock)
         self._preparers = threading.local()
         with self.lock:
             self.store.migrate()
@@ -109,17 +110,14 @@ class Gallery:
         """The encoder for queries: the gallery's own, or ``model`` if it is that same one."""
         return self.binding.for_queries(model)
 
-    def bound_config(self) -> dict[str, Any]:
-        """The bound encoder's config as stored (empty before the first enroll)."""
-        return self.binding.config()
-
     def bind_encoder(self, model: str | Path | None = None, flip: bool | None = None) -> FaceEncoder:
         """The encoder enroll uses (see ``EncoderBinding.for_enroll``)."""
         return self.binding.for_enroll(model, flip)
 
-    def bound_model_file(self) -> Path:
-        """The gallery's own model file (its copy in HOME/models/), to load it another way."""
-        return self.binding.model_file()
+    def enrolled_with(self) -> tuple[Path, str | None]:
+        """The gallery's own model file (its copy in HOME/models/) and the detector its photos
+        were enrolled with (None: as the encoder says), to prepare faces another way."""
+        return self.binding.model_file(), self.store.gallery().detector
 
     def preparer(
         self, encoder: FaceEncoder, fallback: bool = False, min_face: int = 0, max_faces: int | None = None
@@ -239,6 +237,23 @@ class Gallery:
         report.timings["total"] = time.perf_counter() - start
         return report
 
+    def enroll_uploads(self, identity: str, files: Sequence[Upload]) -> tuple[EnrollReport, dict[Path, str]]:
+        """Enroll photos that came as bytes (serve): each is kept in the home as its face's
+        source (``facesearch.gallery.uploads``), and only while a face comes from it. Returns
+        the report and {kept file: the upload's name}, to name files as the client did."""
+        name = check_identity(identity)
+        with self.lock:  # two requests with the same photo: one keeps it, neither loses it
+            saved = self._uploads.keep(name, files)
+            try:
+                report = self.enroll([LabelledImage(name, path) for path in saved])
+            finally:
+                self._uploads.forget_unused(list(saved))
+        return report, saved
+
+    def sweep_uploads(self) -> int:
+        """Delete uploads that no face comes from (left by a server killed mid-enroll)."""
+        return self._uploads.sweep()
+
     def _new_images(
         self, images: list[LabelledImage], report: EnrollReport, progress: Progress
     ) -> list[LabelledImage]:
@@ -293,17 +308,9 @@ class Gallery:
         report.enrolled += len(ids)
         report.skipped += len(faces) - len(ids)
 
-    @property
-    def index_spec(self) -> IndexSpec:
-        return self.index.spec
-
     def set_index(self, kind: str, **params: Any) -> IndexSpec:
         """Choose the gallery's index kind and search effort (see GalleryIndex.choose)."""
         return self.index.choose(kind, **params)
-
-    def rebuild_index(self) -> int:
-        """Rebuild the index from the database from scratch; returns its vector count."""
-        return self.index.rebuild()
 
     # --- query --------------------------------------------------------------------------
 
@@ -374,30 +381,13 @@ class Gallery:
             ids, revision = removed
             if index is not None:
                 self.index.removed(index, ids, revision)
-            self._forget_uploads(identity)
+            self._uploads.forget_person(identity)
             return len(ids)
-
-    def _forget_uploads(self, identity: str) -> None:
-        """Photos of the person enrolled over HTTP go with them (nothing of theirs stays)."""
-        try:
-            folder = self.home.upload_folder(identity)
-        except ValueError:
-            return
-        if folder.is_dir():
-            shutil.rmtree(folder)
-
-    @property
-    def threshold(self) -> float:
-        return self.store.gallery().threshold
 
     def set_threshold(self, value: float, source: str = "manual") -> None:
         if not math.isfinite(value) or not -1.0 <= value <= 1.0:
             raise InputError(f"threshold {value} is not a cosine similarity in [-1, 1]")
         self.store.set_threshold(float(value), source)
-
-    @property
-    def scoring(self) -> str:
-        return self.store.gallery().scoring
 
     def decision(self) -> dict[str, Any]:
         """How a query decides, from one read: the scoring rule and the threshold (with where
@@ -409,6 +399,20 @@ class Gallery:
         """Score people by ``rule`` (facesearch.gallery.scoring). The threshold stays as it is: one
         tuned under another rule wants `bench --tune` again (the CLI says so)."""
         self.store.set_scoring(scoring.check_rule(rule))
+
+    def counts(self) -> tuple[int, int]:
+        """(people, faces) enrolled."""
+        return self.store.counts()
+
+    def stored_embeddings(self) -> tuple[np.ndarray, list[str]]:
+        """Every enrolled face's unit embedding (N x D, face id order) and whose it is: the
+        database's vectors, for evaluation that compares against all of them."""
+        state, ids = self.store.snapshot_ids()
+        if not len(ids):
+            return np.zeros((0, state.dim or 0), np.float32), []
+        ids, vectors = self.store.embeddings(ids, state.dim)
+        records = self.store.faces(ids.tolist())
+        return vectors, [records[int(i)].identity for i in ids]
 
     def identities(self) -> list[dict[str, Any]]:
         return [{"identity": name, "faces": faces} for name, faces in self.store.identities()]

@@ -210,13 +210,6 @@ class GalleryIndex:
             self.store.set_index_spec(spec.kind, spec.params())  # search parameters apply on the next use
         return spec
 
-    def rebuild(self) -> int:
-        """Rebuild from the database from scratch; returns the vector count."""
-        with self.lock, self.memory:
-            self.backend().drop()
-            self.reset()
-            return self._index.ntotal if self._index else 0
-
     def info(self, state: GalleryState | None = None) -> dict[str, Any]:
         """The index's kind, search parameters and whether its file is up to date."""
         spec = self.spec

@@ -38,10 +38,7 @@ from facesearch.errors import (
     StorageError,
     UnknownIdentity,
 )
-from facesearch.fileio import atomic_write
 from facesearch.gallery.home import ENV_DATABASE_URL
-from facesearch.embedding.imaging import content_hash
-from facesearch.gallery.layouts import LabelledImage, check_identity
 
 ENV_TOKEN = "FACESEARCH_TOKEN"
 PAGE = Path(__file__).with_name("page") / "index.html"
@@ -56,13 +53,13 @@ def create_app(gallery: Gallery, token: str | None = None, max_upload_mb: float 
     (None: no token, for loopback use only, which ``serve`` enforces)."""
     app = FastAPI(title="facesearch", summary="Face search over HTTP: query, enroll, list and remove people.")
     app.add_middleware(UploadLimit, max_bytes=int(max_upload_mb * 2**20))
-    forget_orphan_uploads(gallery)
+    gallery.sweep_uploads()
     _error_handlers(app)
     authorised = Depends(_bearer(token))
 
     @app.get("/healthz", summary="Liveness: the process answers and the gallery opens.")
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "faces": gallery.store.counts()[1]}
+        return {"status": "ok", "faces": gallery.counts()[1]}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
@@ -83,13 +80,7 @@ def create_app(gallery: Gallery, token: str | None = None, max_upload_mb: float 
         identity: Annotated[str, Form(description="Whose photos these are.")],
         file: Annotated[list[UploadFile], File(description="One or more photos.")],
     ) -> dict[str, Any]:
-        name = check_identity(identity)
-        with gallery.lock:  # two requests with the same photo: one keeps it, neither loses it
-            saved = save_uploads(gallery, name, file)
-            try:
-                report = gallery.enroll([LabelledImage(name, path) for path in saved])
-            finally:
-                forget_unused(gallery, saved)
+        report, saved = gallery.enroll_uploads(identity, [(_name(upload), upload.file.read()) for upload in file])
         return _renamed(report.to_dict(), {str(path): upload for path, upload in saved.items()})
 
     @app.get("/v1/identities", dependencies=[authorised], summary="Enrolled people and their number of faces.")
@@ -105,61 +96,6 @@ def create_app(gallery: Gallery, token: str | None = None, max_upload_mb: float 
         return gallery.info()
 
     return app
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm")
-
-
-def save_uploads(gallery: Gallery, identity: str, files: list[UploadFile]) -> dict[Path, str]:
-    """Keep each upload in the home, owner-only, as the source of its face
-    (``uploads/<identity>/<sha256><suffix>``; the format is sniffed from the content when it
-    is decoded, the suffix is only a hint). Returns {kept file: the upload's name}."""
-    folder = gallery.home.upload_folder(identity)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    saved: dict[Path, str] = {}
-    for upload in files:
-        data = upload.file.read()
-        suffix = Path(_name(upload)).suffix.lower()
-        path = folder / f"{content_hash(data)}{suffix if suffix in IMAGE_SUFFIXES else '.img'}"
-        if not path.exists():
-            with atomic_write(path) as handle:
-                handle.write(data)
-        saved[path] = _name(upload)
-    return saved
-
-
-def forget_unused(gallery: Gallery, saved: dict[Path, str]) -> None:
-    """Delete the uploads that are no face's source (bad files, no face found, photos already
-    enrolled, label conflicts): a person's photo is kept only while it is enrolled."""
-    used = gallery.store.stored_sources(str(path.resolve()) for path in saved)
-    for path in saved:
-        if str(path.resolve()) not in used:
-            path.unlink(missing_ok=True)
-    folders = {path.parent for path in saved}
-    for folder in folders:
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-
-
-def forget_orphan_uploads(gallery: Gallery) -> int:
-    """Delete the uploads that no face comes from: those a server killed between keeping them
-    and enrolling them left behind (photos of a person, kept for nothing). Under the gallery
-    lock, which every enroll request holds from saving to forgetting, so no upload in flight
-    is touched; when another writer holds it (a long CLI enroll), the server starts anyway and
-    the next start sweeps. Returns how many were deleted."""
-    root = gallery.home.uploads
-    if not root.is_dir() or not gallery.lock.acquire(blocking=False):
-        return 0
-    try:
-        files = [path for path in root.glob("*/*") if path.is_file()]
-        used = gallery.store.stored_sources(str(path.resolve()) for path in files)
-        orphans = [path for path in files if str(path.resolve()) not in used]
-        forget_unused(gallery, {path: path.name for path in orphans})
-    finally:
-        gallery.lock.release()
-    if orphans:
-        log.warning("deleted %d uploads that no enrolled face comes from (a server stopped mid-enroll)", len(orphans))
-    return len(orphans)
 
 
 def _renamed(value: Any, names: dict[str, str]) -> Any:

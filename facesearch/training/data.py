@@ -63,12 +63,6 @@ def train_transform(config: AugmentConfig, size: int = 112):  # noqa: ANN201 (a 
     return v2.Compose(steps)
 
 
-def eval_transform():  # noqa: ANN201
-    from torchvision.transforms import v2
-
-    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)])
-
-
 def labelled_folder(root: str | Path) -> tuple[list[Sample], list[str]]:
     """``root/<identity>/<images>`` -> (samples, class names); class i is names[i]."""
     images, _ = gallery_images(root)
