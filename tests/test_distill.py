@@ -19,9 +19,9 @@ from facesearch.models import load_encoder
 from facesearch.embedding.preprocessing import Preprocessing
 from facesearch.synthetic import write_dataset
 from facesearch.training import TrainConfig, train
-from facesearch.training.data import AugmentConfig
+from facesearch.training.augment import AugmentConfig
 from facesearch.training.distill import Distillation, relational_loss
-from facesearch.training.prepared import FaceCache, preparation_key
+from facesearch.training.face_cache import FaceCache, preparation_key
 from tests import planted  # noqa: F401  (registers the planted detector)
 from tests.conftest import cli_json
 

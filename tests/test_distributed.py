@@ -17,7 +17,7 @@ from torch import nn
 
 from facesearch.errors import InputError
 from facesearch.synthetic import write_dataset, write_pairs
-from facesearch.training.distributed import Shard, Team, check_nproc
+from facesearch.training.team import Shard, Team, check_nproc
 from tests.conftest import cli, cli_json
 
 TWO_CPUS = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPUs")
@@ -50,7 +50,7 @@ def _shard_gradient(rank: int, world: int, port: int, out: str) -> None:
 def test_averaged_shard_gradients_are_the_whole_batch_gradient(tmp_path: Path) -> None:
     import torch.multiprocessing as mp
 
-    from facesearch.training.distributed import _free_port
+    from facesearch.training.launch import _free_port
 
     out = tmp_path / "grads.pt"
     mp.start_processes(_shard_gradient, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="spawn")

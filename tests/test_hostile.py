@@ -13,7 +13,7 @@ from facesearch.errors import FaceSearchError
 from facesearch.models.encoder import read_model_file
 from facesearch.embedding.preprocessing import Preprocessing
 from facesearch.training.checkpoint import load_checkpoint
-from facesearch.training.prepared import FaceCache, preparation_key
+from facesearch.training.face_cache import FaceCache, preparation_key
 from tests.conftest import cli
 
 

@@ -200,3 +200,23 @@ def test_opencv_runs_the_network_only_when_it_gives_onnxruntimes_answers(tmp_pat
     assert np.allclose(auto.embed_faces(IMAGES), plain.embed_faces(IMAGES), atol=1e-5)
     monkeypatch.setattr(onnx_runtime._OpenCvRunner, "run", lambda self, x: np.ones((len(x), 4), np.float32))
     assert OnnxEncoder(path).runtime == "onnxruntime"  # a runtime that disagrees is not used
+
+
+def test_release_script_writes_the_reference_pair(exported: tuple[Path, Path], tmp_path: Path) -> None:
+    """scripts/release_reference.py (release tooling, outside the package): fp16 .pt with the
+    credits in its meta, and the ONNX form beside it, which loads as an encoder."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    model, _ = exported
+    done = subprocess.run(
+        [sys.executable, str(root / "scripts" / "release_reference.py"), str(model), "--out", str(tmp_path / "ref.pt"),
+         "--credits", "made in a test"],
+        capture_output=True, text=True, check=True,
+    )
+    report = json.loads(done.stdout)
+    assert report["random_min_cosine"] > 0.999 and report["onnx_fingerprint"]
+    sidecar = json.loads((tmp_path / "ref.onnx.json").read_text())
+    assert sidecar["credits"] == "made in a test"
+    assert load_model(tmp_path / "ref.onnx")[0].dim == 64

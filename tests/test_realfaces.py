@@ -137,7 +137,7 @@ def test_a_student_learns_from_sface_on_aligned_faces(tmp_path: Path) -> None:
     targets cached, the student bound to detection + alignment."""
     from facesearch.models import load_encoder
     from facesearch.training import TrainConfig, train
-    from facesearch.training.data import AugmentConfig
+    from facesearch.training.augment import AugmentConfig
 
     data = tmp_path / "people"
     for name in PEOPLE[:4]:

@@ -13,7 +13,7 @@ from facesearch.errors import InputError
 from facesearch.models import load_encoder
 from facesearch.synthetic import write_dataset, write_pairs
 from facesearch.training import EpochRecord, TrainConfig, train
-from facesearch.training.data import AugmentConfig
+from facesearch.training.augment import AugmentConfig
 from tests.conftest import DATASETS, cli, cli_json, needs_datasets
 
 

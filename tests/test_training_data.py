@@ -10,14 +10,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from facesearch.synthetic import write_dataset
-from facesearch.training.data import (
-    AugmentConfig,
+from facesearch.training.augment import AugmentConfig, train_transform
+from facesearch.training.labelled import (
     FaceClassification,
     balanced_sampler,
     collate_labelled,
     labelled_folder,
     stratified_split,
-    train_transform,
 )
 from tests import badfiles
 

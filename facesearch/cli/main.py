@@ -707,8 +707,8 @@ def train(
 
     with failures(as_json):
         from facesearch.training.distill import embedding_dim_for
-        from facesearch.training.loop import TrainConfig
-        from facesearch.training.loop import train as run_training
+        from facesearch.training.config import TrainConfig
+        from facesearch.training.launch import train as run_training
 
         if embedding_dim is None:
             embedding_dim = embedding_dim_for(teacher)
@@ -742,7 +742,7 @@ AUGMENTATIONS = {
 
 
 def _augmentations(spec: str) -> Any:
-    from facesearch.training.data import AugmentConfig
+    from facesearch.training.augment import AugmentConfig
 
     names = [] if spec.strip() in ("", "none") else [n.strip() for n in spec.split(",")]
     unknown = [n for n in names if n not in AUGMENTATIONS]

@@ -18,7 +18,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -50,16 +50,9 @@ from facesearch.gallery.locking import GalleryLock
 from facesearch.migrations import stored_revision
 from facesearch.gallery.store import GalleryState, NewFace, Store
 from facesearch.gallery.uploads import Upload, Uploads
+from facesearch.progress import Progress, quiet
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[str, int, int], None]
-"""progress(stage, done, total): called as work advances (the CLI draws Rich bars from it)."""
-
-
-def _no_progress(stage: str, done: int, total: int) -> None:
-    pass
-
 
 class Gallery:
     """A face gallery in a home folder (database, index, model files).
@@ -142,7 +135,7 @@ class Gallery:
         model: str | Path,
         batch_size: int = 64,
         workers: int | None = None,
-        progress: Progress = _no_progress,
+        progress: Progress = quiet,
         flip: bool | None = None,
     ) -> int:
         """Re-embed every face from its source file with another encoder, and bind to it.
@@ -189,7 +182,7 @@ class Gallery:
         batch_size: int = 64,
         workers: int | None = None,
         commit_every: int = 2048,
-        progress: Progress = _no_progress,
+        progress: Progress = quiet,
         flip: bool | None = None,
     ) -> EnrollReport:
         """Embed and store every new image of a gallery folder (or of images already listed

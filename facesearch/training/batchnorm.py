@@ -7,7 +7,7 @@ from torch import nn
 
 from facesearch.devices import autocast
 from facesearch.models.encoder import Encoder, normalize
-from facesearch.training.faces import FaceSet
+from facesearch.training.face_sets import FaceSet
 
 CALIBRATION_IMAGES = 1024
 

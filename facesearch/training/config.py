@@ -13,7 +13,7 @@ from facesearch.models.encoder import EncoderConfig
 from facesearch.models.heads import HEADS
 from facesearch.models.margins import LOSSES
 from facesearch.embedding.preprocessing import ALIGNMENTS
-from facesearch.training.data import AugmentConfig
+from facesearch.training.augment import AugmentConfig
 from facesearch.training.optim import OPTIMIZERS, SCHEDULERS
 
 MIN_INPUT_SIZE = 32
@@ -61,7 +61,7 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     workers: int | None = None
-    nproc: int = 1  # training processes (facesearch.training.distributed); the batch is split among them
+    nproc: int = 1  # training processes (facesearch.training.team); the batch is split among them
     cache: bool | None = None  # decoded crops in memory; default: when they fit in 4 GiB
     init: str | None = None  # a model file whose weights (and classifier) the run starts from
     # How the encoder sees faces: "crop" (tight crops, as they come) or "arcface-5pt" (each

@@ -4,7 +4,7 @@ A small student trained on a few thousand people cannot learn on its own what a 
 trained on millions of faces knows; made to reproduce that recogniser's embeddings of many
 faces (named or not), it inherits much of it. The teacher is any encoder the project can run
 (an ONNX file with its sidecar, or a model file of ours); its embeddings are computed once and
-cached with the aligned crops (``facesearch.training.prepared``).
+cached with the aligned crops (``facesearch.training.face_cache``).
 
 The loss has two terms, each with its weight:
 

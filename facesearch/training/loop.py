@@ -46,10 +46,13 @@ from facesearch.training.checkpoint import (
     seed_everything,
 )
 from facesearch.training.config import PHASE2_FIELDS, RUNTIME_FIELDS, TrainConfig, comparable, portable
-from facesearch.training.data import balanced_sampler, collate_labelled, train_transform
+from facesearch.training.augment import train_transform
+from facesearch.training.labelled import balanced_sampler, collate_labelled
 from facesearch.training.distill import Distillation
-from facesearch.training.distributed import Solo
-from facesearch.training.faces import collate_taught, load_training_data
+from facesearch.progress import Progress, quiet
+from facesearch.training.team import Solo
+from facesearch.training.face_sets import collate_taught
+from facesearch.training.loading import load_training_data
 from facesearch.training.optim import build_optimizer, build_scheduler, steps_per_batch
 from facesearch.training.records import EpochRecord, TrainReport
 from facesearch.evaluation.verification import Pairs, read_pairs
@@ -60,13 +63,6 @@ log = logging.getLogger(__name__)
 ARCHITECTURE = ("backbone", "embedding_dim", "input_size", "head")
 HEAD_FIELDS = ("embedding_dim", "head")  # without them the backbone alone still fits
 
-Progress = Callable[[str, int, int, str], None]
-"""progress(description, done, total, info): called every batch."""
-
-
-def _quiet(description: str, done: int, total: int, info: str) -> None:
-    pass
-
 
 class Trainer:
     """Holds a run's state; ``run()`` trains every remaining epoch."""
@@ -74,11 +70,11 @@ class Trainer:
     def __init__(
         self,
         config: TrainConfig,
-        progress: Progress = _quiet,
+        progress: Progress = quiet,
         on_epoch: Callable[[EpochRecord], None] | None = None,
         team: Solo | None = None,
     ) -> None:
-        """``team``: this process's place among several (facesearch.training.distributed);
+        """``team``: this process's place among several (facesearch.training.team);
         default: the only one."""
         self.config = config
         self.progress = progress
@@ -480,24 +476,3 @@ class Trainer:
             "skipped": len(d.skipped),
             "cache": d.cache,
         }
-
-
-def train(
-    config: TrainConfig,
-    resume: bool = False,
-    checkpoint: str | Path | None = None,
-    progress: Progress = _quiet,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
-) -> TrainReport:
-    """Train (or, with ``resume``, continue) a run; returns its report. ``checkpoint``
-    resumes from another run's checkpoint file (such as its ``phase1.pt``). With
-    ``config.nproc`` > 1: that many processes (facesearch.training.distributed), which report
-    each epoch in the log rather than through ``progress``."""
-    if config.nproc != 1:
-        from facesearch.training.distributed import train_distributed
-
-        return train_distributed(config, config.nproc, resume, checkpoint)
-    trainer = Trainer(config, progress, on_epoch)
-    if resume or checkpoint:
-        trainer.restore(checkpoint or config.run_path / "checkpoint.pt")
-    return trainer.run()

@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,19 +40,13 @@ from facesearch.embedding.face_finding.prepare import FacePreparer
 from facesearch.fileio import atomic_write
 from facesearch.embedding.imaging import content_hash, read_bytes
 from facesearch.embedding.preprocessing import Preprocessing
+from facesearch.progress import Progress, quiet
 
 log = logging.getLogger(__name__)
 
 FORMAT = "facesearch.training-faces"
 FORMAT_VERSION = 1
 TEACHER_BATCH = 64
-
-Progress = Callable[[str, int, int, str], None]
-
-
-def _quiet(description: str, done: int, total: int, info: str) -> None:
-    pass
-
 
 def preparation_key(preprocessing: Preprocessing, detector: str) -> dict[str, Any]:
     """What makes two preparations of one photo the same crop (the detector named as
@@ -161,7 +155,7 @@ class FaceCache:
         files: Sequence[Path],
         preparer: FacePreparer,
         workers: int | None = None,
-        progress: Progress = _quiet,
+        progress: Progress = quiet,
     ) -> Rows:
         """The rows of ``files``, preparing (in DataLoader workers) those not cached yet."""
         hashes: list[str | None] = []
@@ -229,7 +223,7 @@ class FaceCache:
     # --- teacher targets ----------------------------------------------------------------
 
     def teacher_targets(
-        self, teacher: FaceEncoder, fingerprint: str, rows: Sequence[int], progress: Progress = _quiet
+        self, teacher: FaceEncoder, fingerprint: str, rows: Sequence[int], progress: Progress = quiet
     ) -> dict[str, torch.Tensor]:
         """{"clean", "flipped"}: the teacher's unit embeddings of every cached row (computed
         for the ``rows`` that lack them, in batches)."""

@@ -1,4 +1,4 @@
-"""Training data: labelled face folders, switchable augmentations, split and sampling.
+"""Labelled face folders for training: one folder per person, split and sampling.
 
 Images go through the same safe decoding and 112x112 preprocessing as enrollment, so the
 encoder trains on exactly what it will see at query time; augmentations then act on the
@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,42 +24,6 @@ from facesearch.gallery.layouts import gallery_images
 log = logging.getLogger(__name__)
 
 Sample = tuple[Path, int]
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Each augmentation can be switched on or off (defaults: the cheap, safe ones)."""
-
-    hflip: bool = True
-    resized_crop: bool = True
-    color_jitter: bool = True
-    randaugment: bool = False
-    erasing: bool = False
-    perspective: bool = False
-    rotation: bool = False
-
-
-def train_transform(config: AugmentConfig, size: int = 112):  # noqa: ANN201 (a v2.Compose)
-    """uint8 (3, S, S) crop -> augmented float tensor in the encoder's [-1, 1] range."""
-    from torchvision.transforms import v2
-
-    steps: list = []
-    if config.resized_crop:  # faces are aligned crops: mild scale and aspect changes only
-        steps.append(v2.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1), antialias=True))
-    if config.hflip:
-        steps.append(v2.RandomHorizontalFlip())
-    if config.rotation:
-        steps.append(v2.RandomRotation(10))
-    if config.perspective:
-        steps.append(v2.RandomPerspective(distortion_scale=0.2, p=0.3))
-    if config.color_jitter:
-        steps.append(v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05))
-    if config.randaugment:
-        steps.append(v2.RandAugment(num_ops=2, magnitude=9))
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)]
-    if config.erasing:
-        steps.append(v2.RandomErasing(p=0.25, scale=(0.02, 0.15)))
-    return v2.Compose(steps)
 
 
 def labelled_folder(root: str | Path) -> tuple[list[Sample], list[str]]:

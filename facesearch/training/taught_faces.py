@@ -20,11 +20,12 @@ from facesearch.errors import InputError
 from facesearch.embedding.face_finding.prepare import FacePreparer
 from facesearch.embedding.imaging import is_candidate
 from facesearch.models.encoder import preprocessing_of
+from facesearch.progress import Progress
 from facesearch.training.config import TrainConfig
-from facesearch.training.data import Sample
+from facesearch.training.labelled import Sample
 from facesearch.training.distill import load_teacher
-from facesearch.training.faces import FaceSet, Progress, TrainingData
-from facesearch.training.prepared import FaceCache, default_cache_path, preparation_key
+from facesearch.training.face_sets import FaceSet, TrainingData
+from facesearch.training.face_cache import FaceCache, default_cache_path, preparation_key
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""The training run's images: the training split (decoded once into memory when it fits)
-and the held-out photos used for validation.
+"""The faces a training run holds: ``FaceSet`` (decoded crops in memory, or files read each
+epoch, with the teacher's targets when taught) and ``TrainingData`` (the run's sets).
 
 Decoding a JPEG costs more than augmenting a 112x112 crop, and a run reads every image once
 per epoch, so a dataset that fits (FIW's 12k photos take 0.5 GB) is decoded once, in
@@ -9,7 +9,6 @@ DataLoader workers, and kept as one uint8 tensor; bigger ones are read from disk
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,20 +18,9 @@ import torch
 from torch.utils.data import Dataset
 
 from facesearch.embedding.loader import face_loader
-from facesearch.errors import InputError
-from facesearch.training.config import TrainConfig
-from facesearch.training.data import FaceClassification, Sample, labelled_folder, stratified_split
+from facesearch.training.labelled import FaceClassification, Sample
 
 log = logging.getLogger(__name__)
-
-CACHE_LIMIT = 4 * 2**30
-
-Progress = Callable[[str, int, int, str], None]
-
-
-def _quiet(description: str, done: int, total: int, info: str) -> None:
-    pass
-
 
 class _CachedFaces(Dataset):
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform) -> None:  # noqa: ANN001
@@ -134,41 +122,3 @@ class TrainingData:
         if self.faces is not None:
             return self.faces(paths)
         return FaceSet.decode(paths, self.train.side, self.workers)
-
-
-def load_training_data(config: TrainConfig, progress: Progress = _quiet) -> TrainingData:
-    """Read the training folder, split off (or read) held-out photos, decode what fits."""
-    samples, names = labelled_folder(config.data)
-    if config.val_dir:
-        train_samples, heldout_samples = samples, _heldout_folder(config.val_dir, names)
-    else:
-        train_samples, heldout_samples = stratified_split(samples, config.holdout, config.seed)
-    side = config.encoder_config().input_size
-    workers = config.workers if config.workers is not None else max(1, min(8, (os.cpu_count() or 2) // 2))
-    if config.prepared:
-        from facesearch.training.prepared_data import load_prepared_data
-
-        return load_prepared_data(config, names, train_samples, heldout_samples, workers, progress)
-    cache = config.cache
-    if cache is None:
-        cache = len(train_samples) * 3 * side * side <= CACHE_LIMIT
-    if cache:
-        train = FaceSet.decode([p for p, _ in train_samples], side, workers, [lab for _, lab in train_samples])
-    else:
-        train = FaceSet.from_samples(train_samples, side)
-    if len(train) == 0:
-        raise InputError(f"{config.data}: no readable training images")
-    heldout = FaceSet.decode([p for p, _ in heldout_samples], side, workers, [lab for _, lab in heldout_samples])
-    log.info("%d people, %d training images, %d held out", len(names), len(train), len(heldout))
-    return TrainingData(names, train, heldout, workers)
-
-
-def _heldout_folder(folder: str, names: list[str]) -> list[Sample]:
-    """A separate dev folder (HW2P2 ``classification/dev``): only people seen in training count."""
-    samples, dev_names = labelled_folder(folder)
-    index = {name: i for i, name in enumerate(names)}
-    kept = [(path, index[dev_names[label]]) for path, label in samples if dev_names[label] in index]
-    unknown = len({dev_names[label] for _, label in samples} - set(index))
-    if unknown:
-        log.warning("%s: %d people are not in the training folder; their photos are ignored", folder, unknown)
-    return kept
