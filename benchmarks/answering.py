@@ -6,7 +6,9 @@ On the cfp-dev gallery (600 photos of 200 people, ``../shared/datasets/cfp-dev``
 with the shipped reference encoder (ONNX, MTCNN detection + alignment):
 
 - cold: ``facesearch --help``, ``facesearch info`` and ``facesearch query PHOTO`` each as a new
-  process, median of ``--runs``; and ``python -c pass`` as the floor every process pays;
+  process, median of ``--runs``; ``python -c pass`` as the floor every process pays; and a
+  bare ``import`` of the third-party libraries that the cold query imports (read from its
+  ``-X importtime`` trace), with the query's ratio to it: what our own code costs on top;
 - warm: ``Gallery.query`` of a probe photo in a process that has answered once (median of 50),
   and its parts (decode + detect + align, embed, search);
 - embed: the same reference through onnxruntime (``reference.onnx``) and torch
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,16 +46,44 @@ def timed_process(args: list[str], env: dict[str, str], runs: int) -> dict[str, 
     return {"median_s": round(statistics.median(seconds), 4), "min_s": round(min(seconds), 4), "runs": runs}
 
 
-def cold(home: Path, probe: Path, runs: int) -> dict[str, dict[str, float]]:
+def imported_libraries(args: list[str], env: dict[str, str]) -> list[str]:
+    """Every third-party module a command imports (not the standard library, not facesearch),
+    in the order its ``-X importtime`` trace finished them: what a bare import must load."""
+    trace = subprocess.run([sys.executable, "-X", "importtime", *args], env=env, check=True, capture_output=True, text=True).stderr
+    names = [line.split("|")[-1].strip() for line in trace.splitlines() if line.startswith("import time:")]
+    names = [n for n in names if n and not n.startswith(("facesearch", "_")) and n != "module"]
+    probe = ("import importlib.util, sys, json\n"
+             "def third_party(n):\n"
+             "    try:\n        s = importlib.util.find_spec(n.split('.')[0])\n    except (ImportError, ValueError):\n        return False\n"
+             "    return bool(s and s.origin and 'site-packages' in s.origin)\n"
+             "print(json.dumps([n for n in json.loads(sys.argv[1]) if third_party(n)]))")
+    found = subprocess.run([sys.executable, "-c", probe, json.dumps(names)], env=env, check=True, capture_output=True, text=True)
+    return list(dict.fromkeys(json.loads(found.stdout)))
+
+
+def bare_import(modules: list[str]) -> list[str]:
+    """A ``python -c`` program that imports these modules and nothing of ours (a module the
+    trace shows as tried and abandoned, such as faiss's avx512 build, fails here too)."""
+    return [sys.executable, "-c", "import importlib\nfor name in " + repr(modules) + ":\n"
+            "    try:\n        importlib.import_module(name)\n    except ImportError:\n        pass"]
+
+
+def cold(home: Path, probe: Path, runs: int) -> dict[str, Any]:
     env = {**os.environ, "FACESEARCH_HOME": str(home)}
     env.pop("FACESEARCH_MODEL", None)
     cli = [sys.executable, "-m", "facesearch.cli.main"]
-    return {
+    query = [*cli, "query", str(probe), "--json"]
+    libraries = imported_libraries(query[1:], env)
+    times = {
         "python -c pass": timed_process([sys.executable, "-c", "pass"], env, runs),
+        "import of the query's libraries": timed_process(bare_import(libraries), env, runs),
         "facesearch --help": timed_process([*cli, "--help"], env, runs),
         "facesearch info": timed_process([*cli, "info", "--json"], env, runs),
-        "facesearch query": timed_process([*cli, "query", str(probe), "--json"], env, runs),
+        "facesearch query": timed_process(query, env, runs),
     }
+    ratio = times["facesearch query"]["median_s"] / times["import of the query's libraries"]["median_s"]
+    packages = sorted({name.split(".")[0] for name in libraries})
+    return {"commands": times, "libraries": packages, "modules": len(libraries), "query_over_imports": round(ratio, 2)}
 
 
 def warm(gallery, probe: Path, count: int = 50) -> dict[str, float]:  # noqa: ANN001
@@ -145,7 +176,9 @@ def markdown(r: dict) -> str:
     lines = ["# Answering speed (benchmarks/answering.py)", "",
              f"Gallery: {r['gallery']['faces']} faces of `{r['gallery']['data']}`, shipped reference (ONNX).", "",
              "| cold command (new process) | median s | min s |", "|---|---|---|"]
-    lines += [f"| `{k}` | {v['median_s']} | {v['min_s']} |" for k, v in r["cold"].items()]
+    lines += [f"| `{k}` | {v['median_s']} | {v['min_s']} |" for k, v in r["cold"]["commands"].items()]
+    lines += ["", f"The cold query takes {r['cold']['query_over_imports']}x a bare import of the libraries it "
+              f"imports ({', '.join(r['cold']['libraries'])})."]
     w = r["warm"]
     lines += ["", "| warm query (in process), median ms | whole | prepare (decode, detect, align) | embed | search |",
               "|---|---|---|---|---|", f"| one probe photo | {w['query_ms']} | {w['prepare_ms']} | {w['embed_ms']} | {w['search_ms']} |"]

@@ -202,6 +202,22 @@ def test_opencv_runs_the_network_only_when_it_gives_onnxruntimes_answers(tmp_pat
     assert OnnxEncoder(path).runtime == "onnxruntime"  # a runtime that disagrees is not used
 
 
+def test_the_opencv_check_waits_for_a_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-face query in a new process never pays for trying OpenCV; a batch decides, once."""
+    from facesearch.embedding import onnx_runtime
+
+    tried = []
+    real = onnx_runtime._OpenCvRunner.if_it_agrees
+    monkeypatch.setattr(onnx_runtime._OpenCvRunner, "if_it_agrees", lambda ort, size: tried.append(1) or real(ort, size))
+    encoder = OnnxEncoder(write(channel_means(1), tmp_path / "toy.onnx"))
+    encoder.embed_faces(IMAGES[:1])
+    assert tried == []
+    batch = np.repeat(IMAGES[:1], OnnxEncoder.OPENCV_BATCH, axis=0)
+    encoder.embed_faces(batch)
+    encoder.embed_faces(batch)
+    assert tried == [1]
+
+
 def test_release_script_writes_the_reference_pair(exported: tuple[Path, Path], tmp_path: Path) -> None:
     """scripts/release_reference.py (release tooling, outside the package): fp16 .pt with the
     credits in its meta, and the ONNX form beside it, which loads as an encoder."""

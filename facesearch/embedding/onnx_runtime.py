@@ -86,7 +86,11 @@ class OnnxEncoder:
     ``runtime``: "auto" runs the network on OpenCV's DNN module when there is no GPU and
     OpenCV gives onnxruntime's answers on probe faces (1.7x faster for SFace on this
     project's CPU: the onnx_batch stage of benchmarks/run.py), else on onnxruntime; "onnxruntime" always uses the latter.
+    The OpenCV check (30-50 ms) is made on the first batch of ``OPENCV_BATCH`` faces or more,
+    where the faster runtime pays: a one-photo query in a new process never waits for it.
     """
+
+    OPENCV_BATCH = 8
 
     def __init__(
         self, path: str | Path, flip: bool | None = None, batching: str = "auto", runtime: str = "auto"
@@ -105,13 +109,21 @@ class OnnxEncoder:
         self.batched = self._ort.batched
         self.dim = self._check_shapes()
         self._runner: _OrtRunner | _OpenCvRunner = self._ort
-        if runtime == "auto" and not self._ort.on_gpu:
-            self._runner = _OpenCvRunner.if_it_agrees(self._ort, self.preprocessing.input_size) or self._ort
+        self._choosing = runtime == "auto" and not self._ort.on_gpu  # OpenCV not tried yet
+        self._choice = threading.Lock()
 
     @property
     def runtime(self) -> str:
-        """Which runtime embeds: "opencv" or "onnxruntime"."""
-        return self._runner.name
+        """Which runtime embeds batches: "opencv" or "onnxruntime" (asking decides it)."""
+        return self._batch_runner().name
+
+    def _batch_runner(self) -> _OrtRunner | _OpenCvRunner:
+        """The runtime for a batch: OpenCV's DNN if it gives onnxruntime's answers (decided once)."""
+        with self._choice:
+            if self._choosing:
+                self._runner = _OpenCvRunner.if_it_agrees(self._ort, self.preprocessing.input_size) or self._ort
+                self._choosing = False
+        return self._runner
 
     def _check_shapes(self) -> int:
         """The embedding size, after checking the network takes what the sidecar says."""
@@ -145,9 +157,10 @@ class OnnxEncoder:
     def embed_faces(self, images: Any) -> np.ndarray:
         """uint8 (N, 3, S, S) faces (tensor or array) -> L2-normalised float32 (N, D)."""
         x = self._normalise(np.asarray(images))
-        out = self._runner.run(x)
+        runner = self._batch_runner() if len(x) >= self.OPENCV_BATCH else self._runner
+        out = runner.run(x)
         if self.flip:
-            out = out + self._runner.run(np.ascontiguousarray(x[..., ::-1]))
+            out = out + runner.run(np.ascontiguousarray(x[..., ::-1]))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return (out / np.maximum(norms, 1e-12)).astype(np.float32)
 

@@ -20,7 +20,7 @@ import numpy as np
 from facesearch.gallery.answers import Match
 from facesearch.gallery.rules import DEFAULT, check_rule
 from facesearch.gallery.store import Store
-from facesearch.index.base import SearchIndex
+from facesearch.index.base import SearchIndex, found_ids
 
 CANDIDATES = 16
 """People re-scored on their templates under ``mean``, at least (more when top k asks)."""
@@ -41,7 +41,7 @@ def nearest_people(index: SearchIndex, store: Store, vectors: np.ndarray, top_k:
     k = min(index.ntotal, max(16, 4 * top_k))
     while pending:
         scores, ids = index.search(vectors[pending], k)
-        records = store.faces(np.unique(ids[ids >= 0]).tolist())
+        records = store.faces(found_ids(ids).tolist())
         still = []
         for row, query in enumerate(pending):
             matches: dict[str, Match] = {}

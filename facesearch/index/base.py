@@ -28,6 +28,14 @@ Compressed kinds re-rank their candidates on these exact vectors; it is given to
 when it is made or loaded."""
 
 
+def found_ids(ids: np.ndarray) -> np.ndarray:
+    """The distinct face ids of a search's result, ascending, without the -1 padding.
+    (Not ``np.unique``: numpy 2 imports ``numpy.ma`` on its first call, 20-30 ms of a cold
+    query.)"""
+    found = np.sort(ids[ids >= 0], axis=None)
+    return found[np.concatenate(([True], found[1:] != found[:-1]))] if len(found) else found
+
+
 @runtime_checkable
 class SearchIndex(Protocol):
     """Inner-product search keyed by face ids."""

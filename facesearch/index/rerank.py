@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from facesearch.index.base import StoredVectors
+from facesearch.index.base import StoredVectors, found_ids
 
 
 def rerank(queries: np.ndarray, candidates: np.ndarray, k: int, stored: StoredVectors) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best of each query's candidate ids by their exact cosine on the stored float
     vectors (ids -1 and candidates no longer stored are dropped; -1 pads a short row)."""
-    found, vectors = stored(np.unique(candidates[candidates >= 0]))
+    found, vectors = stored(found_ids(candidates))
     scores = np.full((len(queries), k), -1.0, dtype=np.float32)
     ids = np.full((len(queries), k), -1, dtype=np.int64)
     for row, query in enumerate(queries):
