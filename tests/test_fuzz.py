@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from facesearch.evaluation.bench import read_labels
+from facesearch.evaluation.hw2p2 import read_labels
 from facesearch.errors import FaceSearchError
 from facesearch.embedding.imaging import DecodeLimits, decode, square_resize, to_chw
 from facesearch.models.encoder import read_model_file

@@ -549,7 +549,9 @@ def bench(
                 else:
                     result, results = run_open_set(gallery, probes, labels, tune, model, batch_size, workers)
         if report is not None:
-            _write_report(report, result, results)
+            from facesearch.evaluation.bench import write_report
+
+            write_report(report, result, results)
         emit(as_json, result, _print_bench)
 
 
@@ -568,20 +570,6 @@ def _pairs_encoder(
             model, enrolled_with = gallery.enrolled_with()
     encoder = load_model(model, None if device == "auto" else device, flip)[0]
     return encoder, preparer_for(encoder.preprocessing, detector, enrolled_with, fallback=True)
-
-
-def _write_report(folder: Path, result: dict[str, Any], results: list[Any]) -> None:
-    from facesearch.evaluation.bench import write_plots, write_probes_csv
-
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    if results:
-        write_probes_csv(folder / "probes.csv", results)
-        write_plots(folder, results, result.get("tuned_threshold", result["threshold"]))
-    lines = [f"# facesearch bench: {result['task']}", "", "| figure | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in result.items()
-              if k not in ("task", "failed")]
-    (folder / "summary.md").write_text("\n".join(lines) + "\n")
 
 
 def _print_bench(r: dict[str, Any]) -> None:

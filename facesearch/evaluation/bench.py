@@ -1,4 +1,5 @@
-"""Open-set 1:N benchmark on an enrolled gallery (the HW2P2 verification task).
+"""Benchmarks of an encoder and a gallery: open-set 1:N (the HW2P2 verification task), 1:1
+pairs, and a trained model's classifier; and the report files of each.
 
 Every probe is answered as a query would be: its nearest gallery identity and that
 similarity, then ``n000000`` when the similarity is below the threshold. Figures:
@@ -17,7 +18,7 @@ A probe that cannot be decoded is listed in ``failed`` and left out of the figur
 from __future__ import annotations
 
 import csv
-import io
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,14 +31,10 @@ from facesearch.embedding.loader import face_loader
 from facesearch.embedding.encoders import FaceEncoder
 from facesearch.errors import InputError
 from facesearch.embedding.face_finding.prepare import FacePreparer, preparer_for
-from facesearch.fileio import atomic_write, read_text
-from facesearch.embedding.imaging import is_candidate
 from facesearch.gallery.layouts import Problem
 from facesearch.gallery.rules import RULES, check_rule
+from facesearch.evaluation.hw2p2 import labelled_probes, probe_files, write_submission_file
 from facesearch.evaluation.metrics import best_threshold, roc_auc
-
-LABELS_FILE = "verification_dev.csv"
-
 
 @dataclass(frozen=True)
 class ProbeResult:
@@ -48,59 +45,6 @@ class ProbeResult:
     nearest: str
     score: float
     prediction: str
-
-
-def probe_files(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and is_candidate(p))
-    if not files:
-        raise InputError(f"{folder}: no probe images")
-    return files
-
-
-def find_labels(probes: Path) -> Path:
-    """The default labels file: verification_dev.csv inside or beside the probe folder."""
-    for candidate in (probes / LABELS_FILE, probes.parent / LABELS_FILE):
-        if candidate.is_file():
-            return candidate
-    raise InputError(f"no labels for {probes}: pass --labels CSV (no {LABELS_FILE} inside or beside it)")
-
-
-def read_labels(path: str | Path, files: list[Path]) -> dict[Path, str]:
-    """``id,label`` rows (id = file name, with or without extension), or a single ``label``
-    column in sorted file-name order (HW2P2). Every probe needs a label."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"labels file {path} not found")
-    try:
-        rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
-    except csv.Error as exc:
-        raise InputError(f"{path}: not a CSV file ({exc})") from None
-    if not rows or "label" not in rows[0]:
-        raise InputError(f"{path}: needs a 'label' column (and optionally 'id')")
-    for number, row in enumerate(rows, start=2):
-        if any(row.get(column) is None for column in ("id", "label") if column in rows[0]):
-            raise InputError(f"{path}:{number}: a row with fewer fields than the header")
-    if "id" in rows[0]:
-        by_id = {row["id"].strip(): row["label"].strip() for row in rows}
-        labels = {}
-        for file in files:
-            label = by_id.get(file.name, by_id.get(file.stem))
-            if label is None:
-                raise InputError(f"{path}: no label for probe {file.name}")
-            labels[file] = label
-        return labels
-    if len(rows) != len(files):
-        raise InputError(f"{path}: {len(rows)} labels for {len(files)} probes (one per probe, in file-name order)")
-    return {file: row["label"].strip() for file, row in zip(files, rows)}
-
-
-def labelled_probes(probes: Path, labels: str | Path | None) -> tuple[list[Path], dict[Path, str]]:
-    """The probe files and each one's label (``labels``, else the default labels file)."""
-    files = probe_files(probes)
-    return files, read_labels(labels or find_labels(probes), files)
 
 
 NO_FACE_ACTION = "no face found: the whole photo was taken as the face"
@@ -193,7 +137,7 @@ def answer_probes(
     return found, done.problems, detection_report(preparer, done.no_face)
 
 
-def _failed(problems: list[Problem]) -> list[dict[str, str]]:
+def failed_list(problems: list[Problem]) -> list[dict[str, str]]:
     return [{"path": str(p.path), "error": p.error} for p in problems]
 
 
@@ -225,7 +169,7 @@ def run_open_set(
         "scoring": decision["scoring"],
         **open_set_figures(results, enrolled),
         **detection,
-        "failed": _failed(problems),
+        "failed": failed_list(problems),
     }
     if tune:
         threshold, accuracy = tune_threshold(results)
@@ -278,7 +222,7 @@ def compare_scoring(
     names = np.array(owners)
     enrolled = set(names.tolist())
     report: dict[str, Any] = {"task": "scoring", "probes": len(positions), "no_face": done.no_face,
-                              "failed": _failed(problems)}
+                              "failed": failed_list(problems)}
     for rule in RULES:
         people, similarities = identity_scores(vectors, stored, names, rule)
         best = similarities.argmax(axis=1)
@@ -297,25 +241,38 @@ def write_submission(
     gallery, probes: str | Path, out: str | Path, model: str | Path | None = None,  # noqa: ANN001
     batch_size: int = 64, workers: int | None = None,
 ) -> dict[str, Any]:
-    """HW2P2 submission: ``id,label`` with every probe's answer at the gallery's threshold.
-    A probe that cannot be decoded is answered n000000 (and listed in ``failed``), so the
-    file always has one row per probe."""
+    """HW2P2 submission (``facesearch.evaluation.hw2p2``): every probe's answer at the
+    gallery's threshold. A probe that cannot be decoded is answered n000000 (and listed in
+    ``failed``), so the file always has one row per probe."""
     files = probe_files(probes)
     answers, problems, detection = answer_probes(gallery, files, model, batch_size, workers)
-    with atomic_write(out) as handle:
-        text = "id,label\n" + "".join(
-            f"{file.name},{answers[file].identity if file in answers else UNKNOWN}\n" for file in files
-        )
-        handle.write(text.encode())
+    unknown = write_submission_file(out, files, {file: answer.identity for file, answer in answers.items()})
     return {
         "task": "submission",
         "probes": len(files),
         "submission": str(out),
         "threshold": gallery.decision()["threshold"],
-        "unknown": sum(1 for f in files if f not in answers or answers[f].identity == UNKNOWN),
+        "unknown": unknown,
         **detection,
-        "failed": _failed(problems),
+        "failed": failed_list(problems),
     }
+
+
+def write_report(folder: str | Path, result: dict[str, Any], results: list[ProbeResult]) -> list[str]:
+    """``bench --report FOLDER``: result.json, summary.md, and for the open-set task
+    probes.csv and the plots. Returns the files written."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    written = ["result.json"]
+    if results:
+        write_probes_csv(folder / "probes.csv", results)
+        written += ["probes.csv", *write_plots(folder, results, result.get("tuned_threshold", result["threshold"]))]
+    lines = [f"# facesearch bench: {result['task']}", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in result.items()
+              if k not in ("task", "failed")]
+    (folder / "summary.md").write_text("\n".join(lines) + "\n")
+    return [*written, "summary.md"]
 
 
 def write_probes_csv(path: str | Path, results: list[ProbeResult]) -> None:
@@ -403,5 +360,5 @@ def run_classification(
         "accuracy": float((top[:, 0] == labels).float().mean()),
         "top5_accuracy": float((top == labels[:, None]).any(dim=1).float().mean()),
         "unknown_identities": len(images) - len(usable),
-        "failed": _failed(problems + failed),
+        "failed": failed_list(problems + failed),
     }
