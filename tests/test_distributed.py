@@ -39,8 +39,8 @@ def _shard_gradient(rank: int, world: int, port: int, out: str) -> None:
     model = nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 3))  # same weights everywhere (one seed)
     x, y = torch.randn(8, 6, generator=torch.Generator().manual_seed(1)), torch.arange(8) % 3
     part = list(Shard(range(8), rank, world))
-    nn.functional.cross_entropy(model(x[part]), y[part]).backward()
-    Team(rank, world).average_gradients([model])
+    step = Team(rank, world).wrap(model)  # DistributedDataParallel: backward averages the team's gradients
+    nn.functional.cross_entropy(step(x[part]), y[part]).backward()
     if rank == 0:
         torch.save([p.grad for p in model.parameters()], out)
     dist.destroy_process_group()
@@ -87,6 +87,25 @@ def test_two_processes_train_a_model_that_enrolls(people: Path, tmp_path: Path, 
     assert enrolled["enrolled"] == 48
     answer = cli_json("query", people / "train" / "person_0003" / "0002.jpg")
     assert answer["identity"] == "person_0003" and answer["score"] == pytest.approx(1.0, abs=1e-4)
+
+
+@TWO_CPUS
+def test_torchrun_starts_a_team_without_nproc(people: Path, tmp_path: Path) -> None:
+    """torchrun (here standalone, two processes on this machine; across machines the same
+    command with --nnodes and a rendezvous endpoint) runs `facesearch train` as one team:
+    the lead writes the model and the log, and prints the one report."""
+    out = tmp_path / "torchrun.pt"
+    args = [str(a) for a in train_args(people, out, epochs=1)] + ["--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "facesearch.cli.main", *args],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-1500:]
+    reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(reports) == 1 and reports[0]["epochs"] == 2 and reports[0]["train_images"] == 48
+    assert len((tmp_path / "torchrun.pt.run" / "log.csv").read_text().strip().splitlines()) == 1 + 2
+    assert out.is_file()
 
 
 def _children(pid: int) -> list[int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -720,7 +721,8 @@ def train(
         )
         with progress_bars() as progress:
             report = run_training(config, resume, checkpoint, progress, _print_epoch)
-        emit(as_json, report.to_dict(), _print_train)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, the lead alone reports
+            emit(as_json, report.to_dict(), _print_train)
 
 
 AUGMENTATIONS = {

@@ -64,6 +64,32 @@ ARCHITECTURE = ("backbone", "embedding_dim", "input_size", "head")
 HEAD_FIELDS = ("embedding_dim", "head")  # without them the backbone alone still fits
 
 
+class TrainingStep(nn.Module):
+    """The forward of one training step, from a batch of views to the loss: the encoder's
+    embeddings, the identity loss of the phase's head on the named faces (weighted), and the
+    teacher's terms on all of them. One module, so that the team's wrapper (torch's
+    DistributedDataParallel) sees every parameter the step trains."""
+
+    def __init__(self, encoder: Encoder, head: nn.Module, distill: Distillation | None, identity_weight: float) -> None:
+        super().__init__()
+        self.encoder, self.head, self.distill, self.identity_weight = encoder, head, distill, identity_weight
+
+    def forward(
+        self, images: torch.Tensor, labels: torch.Tensor, labelled: torch.Tensor, targets: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, the batch's mean cosine to the teacher or 0, the embeddings)."""
+        embeddings = self.encoder(images)
+        loss = embeddings.new_zeros((), dtype=torch.float32)
+        if self.identity_weight > 0 and bool(labelled.any()):
+            identity, _ = self.head(embeddings[labelled], labels[labelled])
+            loss = loss + self.identity_weight * identity
+        cosine = loss.new_zeros(())
+        if self.distill is not None and targets is not None:
+            taught, cosine = self.distill(embeddings, targets)
+            loss = loss + taught
+        return loss, cosine, embeddings
+
+
 class Trainer:
     """Holds a run's state; ``run()`` trains every remaining epoch."""
 
@@ -107,6 +133,7 @@ class Trainer:
         self.best: dict[str, Any] = {"value": -math.inf, "epoch": 0, "encoder": None, "validation": {}}
         self._wrote_best = False  # by this invocation, to --out
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
+        self._wrapped: tuple[nn.Module, nn.Module] | None = None  # (head, its step as the team runs it)
         if config.init:
             self._initialise_from(config.init)
         self._start_phase()
@@ -217,11 +244,9 @@ class Trainer:
                 continue
             labelled = labels >= 0
             with autocast(self.device):
-                embeddings = self.encoder(images)
-                loss, cosine = self._loss(embeddings, labels, labelled, targets)
+                loss, cosine, embeddings = self._step()(images, labels, labelled, targets)
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.team.average_gradients(self._trained())
+            self.scaler.scale(loss).backward()  # a team's wrapper averages the gradients here
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_([p for m in self._trained() for p in m.parameters()], c.clip_grad)
             self.scaler.step(self.optimizer)
@@ -267,20 +292,13 @@ class Trainer:
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         return images, labels.to(self.device, non_blocking=True), targets
 
-    def _loss(
-        self, embeddings: torch.Tensor, labels: torch.Tensor, labelled: torch.Tensor, targets: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The identity loss on the named faces (weighted), plus the teacher's terms on all of
-        them; and the batch's mean cosine to the teacher (0 without one)."""
-        loss = embeddings.new_zeros((), dtype=torch.float32)
-        if self.config.identity_weight > 0 and bool(labelled.any()):
-            identity, _ = self.head(embeddings[labelled], labels[labelled])
-            loss = loss + self.config.identity_weight * identity
-        cosine = loss.new_zeros(())
-        if self.distill is not None and targets is not None:
-            taught, cosine = self.distill(embeddings, targets)
-            loss = loss + taught
-        return loss, cosine
+    def _step(self) -> nn.Module:
+        """The step module for the current head, wrapped by the team (made again when phase 2
+        swaps the head; every process of a team reaches that point at the same epoch)."""
+        if self._wrapped is None or self._wrapped[0] is not self.head:
+            step = TrainingStep(self.encoder, self.head, self.distill, self.config.identity_weight)
+            self._wrapped = (self.head, self.team.wrap(step))
+        return self._wrapped[1]
 
     # --- validation -------------------------------------------------------------------
 
@@ -430,7 +448,6 @@ class Trainer:
     # --- the run ----------------------------------------------------------------------
 
     def run(self) -> TrainReport:
-        self.team.align(self._trained())
         while self.epoch < self.config.total_epochs:
             if self.epoch == self.config.epochs and isinstance(self.head, SoftmaxHead):
                 self._start_phase()

@@ -2,8 +2,8 @@
 
 Each process holds the whole model and sees every N-th sample of the epoch's order (the same
 order everywhere, from the same seed), in batches of ``batch_size / N``, so the N of them
-together take the steps one process would take on the whole batch. After each backward pass
-the gradients are averaged across processes (one all-reduce of them all, flattened), so every
+together take the steps one process would take on the whole batch. The step runs under torch's
+DistributedDataParallel, whose backward averages the gradients across processes, so every
 process applies the same update and the weights stay identical. The lead process (rank 0)
 alone validates, writes the model file and the checkpoints; the others wait for its figures.
 
@@ -12,7 +12,7 @@ others down (``torch.multiprocessing`` terminates them), and ``--resume`` contin
 lead's last checkpoint, whatever the number of processes.
 
 This module is the only one that knows there may be several processes: the trainer asks its
-``Team`` (``Solo`` for one process) to shard, average, sum and share.
+``Team`` (``Solo`` for one process) to shard, wrap the step, sum and share.
 """
 
 from __future__ import annotations
@@ -43,17 +43,15 @@ class Solo:
     def batch_size(self, whole: int) -> int:
         return whole
 
-    def average_gradients(self, modules: Sequence[nn.Module]) -> None:
-        pass
+    def wrap(self, step: nn.Module) -> nn.Module:
+        """The module a training step calls: as it is, for one process."""
+        return step
 
     def sum(self, values: Sequence[float]) -> list[float]:
         return list(values)
 
     def share(self, value: Any) -> Any:
         return value
-
-    def align(self, modules: Sequence[nn.Module]) -> None:
-        pass
 
 
 class Shard(Sampler):
@@ -84,17 +82,21 @@ class Team(Solo):
     def batch_size(self, whole: int) -> int:
         return max(1, whole // self.world)
 
-    def average_gradients(self, modules: Sequence[nn.Module]) -> None:
-        grads = [p.grad for m in modules for p in m.parameters() if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= self.world
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
+    def wrap(self, step: nn.Module) -> nn.Module:
+        """``step`` under torch's DistributedDataParallel: its forward is the process's shard of
+        the batch, and backward averages the gradients across the team (bucketed all-reduce,
+        overlapped with the backward pass), so every process applies the same update. Made
+        collectively (it broadcasts the lead's weights), by every process at the same point.
+        Parameters a step may leave unused (the classifier when the teacher alone teaches)
+        are allowed; BatchNorm statistics stay each process's own (the lead re-estimates them
+        before it validates)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        device = next(step.parameters()).device
+        return DistributedDataParallel(
+            step, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True, broadcast_buffers=False,
+        )
 
     def sum(self, values: Sequence[float]) -> list[float]:
         device = "cuda" if dist.get_backend() == "nccl" else "cpu"
@@ -107,12 +109,6 @@ class Team(Solo):
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
-
-    def align(self, modules: Sequence[nn.Module]) -> None:
-        """Start from the lead's weights exactly (they already agree, from one seed; cheap)."""
-        for module in modules:
-            for tensor in module.state_dict().values():
-                dist.broadcast(tensor, src=0)
 
 
 def check_nproc(nproc: int, device: str | None) -> None:
