@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from facesearch.cli import train_command
 from facesearch.gallery.rules import RULES
 from facesearch.index.spec import KINDS
 
@@ -608,138 +609,42 @@ def export(
                 if r.get("check") else "")))
 
 
-@app.command()
-def train(
-    data: Annotated[Path, typer.Argument(help="Training folder: DATA/<identity>/<images>.")],
-    out: Annotated[Path, typer.Option("--out", help="Model file to write (the best epoch).")],
-    backbone: Annotated[str, typer.Option(help="Backbone (see `facesearch info`'s list).")] = "mobilenet_v3_small",
-    epochs: Annotated[int, typer.Option(min=0, help="Phase 1 epochs (classification).")] = 10,
-    arcface_epochs: Annotated[int, typer.Option(min=0, help="Phase 2 epochs (margin fine-tune).")] = 5,
-    loss: Annotated[str, typer.Option(help="Phase 2 loss: arcface, normsoftmax or intra.")] = "arcface",
-    batch_size: Annotated[int, typer.Option(min=1)] = 128,
-    lr: Annotated[float, typer.Option(min=0.0, help="Phase 1 learning rate.")] = 0.1,
-    arcface_lr: Annotated[
-        Optional[float], typer.Option(min=0.0, help="Phase 2 learning rate [default: lr/10].")
-    ] = None,
-    optimizer: Annotated[str, typer.Option(help="sgd or adamw.")] = "sgd",
-    scheduler: Annotated[str, typer.Option(help="cosine (with warm-up), multistep or plateau.")] = "cosine",
-    warmup_epochs: Annotated[float, typer.Option(min=0.0)] = 1.0,
-    weight_decay: Annotated[float, typer.Option(min=0.0)] = 5e-4,
-    label_smoothing: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.1,
-    scale: Annotated[float, typer.Option(min=1.0, help="Margin head scale s.")] = 64.0,
-    margin: Annotated[float, typer.Option(min=0.0, help="ArcFace margin m (radians).")] = 0.5,
-    alpha: Annotated[float, typer.Option(min=0.0, help="Weight of the intra-class angle.")] = 0.1,
-    embedding_dim: Annotated[
-        Optional[int], typer.Option(min=2, help="[default: the teacher's, else 512]")
-    ] = None,
-    input_size: Annotated[int, typer.Option(help="Side of the face crop the encoder sees (px, at least 32).")] = 112,
-    drop_path: Annotated[float, typer.Option(min=0.0, max=0.9, help="Stochastic depth.")] = 0.0,
-    balanced: Annotated[bool, typer.Option(help="Draw every person equally often.")] = False,
-    augment: Annotated[
-        str,
-        typer.Option(
-            help="Comma-separated augmentations: hflip, crop, jitter, randaugment, erasing, "
-            "perspective, rotation; 'none' for none."
-        ),
-    ] = "hflip,crop,jitter",
-    holdout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of each person's photos held out.")] = 0.1,
-    val_dir: Annotated[Optional[Path], typer.Option(help="Held-out photos of the training people instead.")] = None,
-    val_pairs: Annotated[Optional[Path], typer.Option(help="Pairs file (LFW format) of unseen people.")] = None,
-    val_images: Annotated[Optional[Path], typer.Option(help="The pairs file's image folder.")] = None,
-    steps_per_epoch: Annotated[Optional[int], typer.Option(min=1, help="Cap on batches per epoch.")] = None,
-    seed: Annotated[int, typer.Option()] = 0,
-    workers: Annotated[Optional[int], typer.Option(min=0, help="Data loading processes.")] = None,
-    run_dir: Annotated[
-        Optional[Path], typer.Option(help="Checkpoints and log.csv [default: OUT.run/].")
-    ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the run folder's checkpoint.")] = False,
-    checkpoint: Annotated[
-        Optional[Path], typer.Option(help="Resume from this checkpoint (such as another run's phase1.pt).")
-    ] = None,
-    init: Annotated[
-        Optional[Path],
-        typer.Option(help="Start from this model file's weights (and classifier, for the same people)."),
-    ] = None,
-    alignment: Annotated[
-        str, typer.Option(help="crop (tight crops as they come) or arcface-5pt (detect and align every photo once).")
-    ] = "crop",
-    detector: Annotated[
-        str, typer.Option(help="Face detector for arcface-5pt: mtcnn (shipped) or yunet:FILE.onnx.")
-    ] = "mtcnn",
-    teacher: Annotated[
-        Optional[Path], typer.Option(help="Learn from this encoder's embeddings (FILE.onnx + sidecar, or a model file).")
-    ] = None,
-    unlabelled: Annotated[
-        Optional[list[Path]], typer.Option(help="Folder of face photos without names, for the teacher's term (repeatable).")
-    ] = None,
-    distill_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the cosine distance to the teacher.")] = 1.0,
-    relational_weight: Annotated[
-        float, typer.Option(min=0.0, help="Weight of the batch similarity-matrix term.")
-    ] = 0.0,
-    identity_weight: Annotated[
-        float, typer.Option(min=0.0, help="Weight of the classification / margin loss (0: teacher only).")
-    ] = 1.0,
-    face_cache: Annotated[
-        Optional[Path], typer.Option(help="Prepared faces + teacher targets [default: in ~/.cache/facesearch/].")
-    ] = None,
-    nproc: Annotated[
-        int, typer.Option(help="Training processes on this machine (gloo on CPU, NCCL on GPUs); the batch is split among them.")
-    ] = 1,
-    device: DeviceOption = "auto",
-    as_json: JsonOption = False,
-) -> None:
+def _train(options: dict[str, Any], config: Path | None, resume: bool, checkpoint: Path | None, as_json: bool) -> None:
     """Train an encoder: classification, then a margin (ArcFace) fine-tune -> model file;
-    with --teacher, every phase also learns the teacher's embeddings."""
+    with --teacher, every phase also learns the teacher's embeddings. Options may come from a
+    recipe (--config FILE, TOML); flags win over it."""
+    from facesearch.errors import InputError
+    from facesearch.training.augment import AugmentConfig
+    from facesearch.training.recipes import read_recipe
 
-    def absolute(path: Path | None) -> str | None:
-        return str(path.resolve()) if path else None
-
+    given = {name: value for name, value in options.items() if value is not None}  # Typer checked these
+    try:
+        values = read_recipe(config) if config else {}
+    except InputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from None
+    try:
+        AugmentConfig.parse(given.get("augment", values.get("augment", "")))
+    except InputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--augment") from None
+    values.update(given)
+    for name, what in (("data", "argument 'DATA'"), ("out", "option '--out'")):
+        if name not in values:
+            raise typer.BadParameter(f"missing {what} (on the command line or in --config)")
     with failures(as_json):
         from facesearch.training.distill import embedding_dim_for
-        from facesearch.training.config import TrainConfig
         from facesearch.training.launch import train as run_training
+        from facesearch.training.recipes import config_from
 
-        if embedding_dim is None:
-            embedding_dim = embedding_dim_for(teacher)
-        config = TrainConfig(
-            data=str(data.resolve()), out=str(out), run_dir=str(run_dir) if run_dir else None,
-            backbone=backbone, embedding_dim=embedding_dim, input_size=input_size, drop_path=drop_path,
-            epochs=epochs, arcface_epochs=arcface_epochs, batch_size=batch_size,
-            lr=lr, arcface_lr=arcface_lr, optimizer=optimizer, weight_decay=weight_decay,
-            scheduler=scheduler, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing,
-            loss=loss, scale=scale, margin=margin, alpha=alpha, balanced=balanced,
-            augment=_augmentations(augment), holdout=holdout,
-            val_dir=str(val_dir.resolve()) if val_dir else None,
-            val_pairs=str(val_pairs.resolve()) if val_pairs else None,
-            val_images=str(val_images.resolve()) if val_images else None,
-            steps_per_epoch=steps_per_epoch, seed=seed, workers=workers,
-            init=absolute(init), device=None if device == "auto" else device,
-            alignment=alignment, detector=detector, teacher=absolute(teacher),
-            unlabelled=tuple(str(u.resolve()) for u in unlabelled or ()),
-            distill_weight=distill_weight, relational_weight=relational_weight,
-            identity_weight=identity_weight, face_cache=absolute(face_cache), nproc=nproc,
-        )
+        if "embedding_dim" not in values:
+            values["embedding_dim"] = embedding_dim_for(values.get("teacher"))
+        settings = config_from(values)
         with progress_bars() as progress:
-            report = run_training(config, resume, checkpoint, progress, _print_epoch)
+            report = run_training(settings, resume, checkpoint, progress, _print_epoch)
         if os.environ.get("RANK", "0") == "0":  # under torchrun, the lead alone reports
             emit(as_json, report.to_dict(), _print_train)
 
 
-AUGMENTATIONS = {
-    "hflip": "hflip", "crop": "resized_crop", "jitter": "color_jitter", "randaugment": "randaugment",
-    "erasing": "erasing", "perspective": "perspective", "rotation": "rotation",
-}
-
-
-def _augmentations(spec: str) -> Any:
-    from facesearch.training.augment import AugmentConfig
-
-    names = [] if spec.strip() in ("", "none") else [n.strip() for n in spec.split(",")]
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        known = ", ".join(AUGMENTATIONS)
-        raise typer.BadParameter(f"unknown {', '.join(unknown)} (known: {known})", param_hint="--augment")
-    return AugmentConfig(**{field: field in {AUGMENTATIONS[n] for n in names} for field in AUGMENTATIONS.values()})
+app.command("train")(train_command.command(_train))
 
 
 def _print_epoch(record: Any) -> None:

@@ -6,9 +6,9 @@ safe decoding and preprocessing as enrollment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-import torch
+from facesearch.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,32 @@ class AugmentConfig:
     perspective: bool = False
     rotation: bool = False
 
+    @classmethod
+    def parse(cls, spec: str | list[str]) -> "AugmentConfig":
+        """``hflip,crop,jitter`` (or a list of those names; ``none`` or empty: none) -> config."""
+        names = spec if isinstance(spec, list) else [] if spec.strip() in ("", "none") else spec.split(",")
+        names = [name.strip() for name in names]
+        unknown = [name for name in names if name not in NAMES]
+        if unknown:
+            raise InputError(f"unknown augmentation {', '.join(unknown)} (known: {', '.join(NAMES)})")
+        chosen = {NAMES[name] for name in names}
+        return cls(**{f.name: f.name in chosen for f in fields(cls)})
+
+    def spec(self) -> str:
+        """The comma-separated names of what is on (``parse``'s input), ``none`` for nothing."""
+        return ",".join(name for name, field_name in NAMES.items() if getattr(self, field_name)) or "none"
+
+
+NAMES = {
+    "hflip": "hflip", "crop": "resized_crop", "jitter": "color_jitter", "randaugment": "randaugment",
+    "erasing": "erasing", "perspective": "perspective", "rotation": "rotation",
+}
+"""The names ``--augment`` takes, and the AugmentConfig switch each sets."""
+
 
 def train_transform(config: AugmentConfig, size: int = 112):  # noqa: ANN201 (a v2.Compose)
     """uint8 (3, S, S) crop -> augmented float tensor in the encoder's [-1, 1] range."""
+    import torch
     from torchvision.transforms import v2
 
     steps: list = []

@@ -5,16 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from facesearch.errors import InputError
-from facesearch.models.backbones import list_backbones
-from facesearch.models.encoder import EncoderConfig
-from facesearch.models.heads import HEADS
-from facesearch.models.margins import LOSSES
 from facesearch.embedding.preprocessing import ALIGNMENTS
+from facesearch.errors import InputError
 from facesearch.training.augment import AugmentConfig
-from facesearch.training.optim import OPTIMIZERS, SCHEDULERS
+
+if TYPE_CHECKING:
+    from facesearch.models.encoder import EncoderConfig
 
 MIN_INPUT_SIZE = 32
 # Options that only say how or where to run: a resumed run may change them.
@@ -24,60 +22,83 @@ RUNTIME_FIELDS = frozenset({"out", "run_dir", "device", "workers", "cache", "fac
 PHASE2_FIELDS = frozenset({"arcface_epochs", "arcface_lr", "loss", "scale", "margin", "alpha"})
 
 
+def option(default: Any = None, help: str = "", *, low: float | None = None, high: float | None = None,
+           path: bool = False, factory: Any = None) -> Any:
+    """A TrainConfig field with what the ``train`` command shows for it: its help, its bounds
+    (``low``, ``high``) and whether it names a file or folder (``path``: resolved against the
+    working directory, compared as absolute paths on resume). The command is built from these,
+    so an option is defined once, here."""
+    meta = {"help": help, "low": low, "high": high, "path": path}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    data: str
-    out: str
-    run_dir: str | None = None  # checkpoint and log.csv; default: <out>.run/ beside out
-    backbone: str = "mobilenet_v3_small"
-    embedding_dim: int = 512
-    input_size: int = 112  # side of the square face crop the encoder sees
-    head: str = "gdc"
-    dropout: float = 0.0
-    drop_path: float = 0.0
-    epochs: int = 10
-    arcface_epochs: int = 5
-    batch_size: int = 128
-    lr: float = 0.1
-    arcface_lr: float | None = None  # default: lr / 10
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    scheduler: str = "cosine"
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
-    loss: str = "arcface"
-    scale: float = 64.0
-    margin: float = 0.5
-    alpha: float = 0.1
-    clip_grad: float = 5.0
-    balanced: bool = False
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    holdout: float = 0.1  # fraction of each person's photos held out (ignored with val_dir)
-    val_dir: str | None = None
-    val_pairs: str | None = None
-    val_images: str | None = None
-    steps_per_epoch: int | None = None  # cap, for quick runs
-    seed: int = 0
-    device: str | None = None
-    workers: int | None = None
-    nproc: int = 1  # training processes (facesearch.training.team); the batch is split among them
-    cache: bool | None = None  # decoded crops in memory; default: when they fit in 4 GiB
-    init: str | None = None  # a model file whose weights (and classifier) the run starts from
-    # How the encoder sees faces: "crop" (tight crops, as they come) or "arcface-5pt" (each
-    # training photo detected and aligned once, by `detector`; the model then detects too).
-    alignment: str = "crop"
-    detector: str = "mtcnn"
-    # Learning from a teacher (facesearch.training.distill).
-    teacher: str | None = None  # any encoder the project runs: FILE.onnx (+ sidecar) or a model file
-    unlabelled: tuple[str, ...] = ()  # folders of faces without names: the distillation term only
-    distill_weight: float = 1.0
-    relational_weight: float = 0.0
-    identity_weight: float = 1.0  # weight of the classification / margin loss (0: teacher only)
-    face_cache: str | None = None  # prepared faces + teacher targets; default: in the user's cache
+    """Every option of a training run: ``facesearch train``'s flags, a recipe file's keys
+    (``train --config``), and what the model file's meta and the checkpoint record."""
+
+    data: str = option(help="Training folder: DATA/<identity>/<images>.", path=True)
+    out: str = option(help="Model file to write (the best epoch).", path=True)
+    run_dir: str | None = option(help="Checkpoints and log.csv [default: OUT.run/].", path=True)
+    backbone: str = option("mobilenet_v3_small", "Backbone network (`facesearch info` lists them).")
+    embedding_dim: int = option(512, "Embedding size [default: the teacher's, else 512].", low=2)
+    input_size: int = option(112, "Side of the face crop the encoder sees (px, at least 32).", low=32)
+    head: str = option("gdc", "Embedding head: gdc (global depthwise), fc, avg or linear.")
+    dropout: float = option(0.0, "Dropout before the embedding.", low=0.0, high=0.9)
+    drop_path: float = option(0.0, "Stochastic depth (litface, convnext_tiny).", low=0.0, high=0.9)
+    epochs: int = option(10, "Phase 1 epochs (classification).", low=0)
+    arcface_epochs: int = option(5, "Phase 2 epochs (margin fine-tune).", low=0)
+    batch_size: int = option(128, "Faces a step (split among --nproc processes).", low=1)
+    lr: float = option(0.1, "Phase 1 learning rate.", low=0.0)
+    arcface_lr: float | None = option(None, "Phase 2 learning rate [default: lr/10].", low=0.0)
+    optimizer: str = option("sgd", "sgd or adamw.")
+    momentum: float = option(0.9, "SGD momentum (Nesterov).", low=0.0, high=1.0)
+    weight_decay: float = option(5e-4, "Weight decay (weights only, not norms and biases).", low=0.0)
+    scheduler: str = option("cosine", "cosine (with warm-up), multistep or plateau.")
+    warmup_epochs: float = option(1.0, "Linear warm-up of phase 1, in epochs.", low=0.0)
+    label_smoothing: float = option(0.1, "Label smoothing of phase 1.", low=0.0, high=1.0)
+    loss: str = option("arcface", "Phase 2 loss: arcface, normsoftmax or intra.")
+    scale: float = option(64.0, "Margin head scale s.", low=1.0)
+    margin: float = option(0.5, "ArcFace margin m (radians).", low=0.0)
+    alpha: float = option(0.1, "Weight of the intra-class angle (loss intra).", low=0.0)
+    clip_grad: float = option(5.0, "Gradient norm clip.", low=0.0)
+    balanced: bool = option(False, "Draw every person equally often.")
+    augment: AugmentConfig = option(help="Comma-separated augmentations: hflip, crop, jitter, randaugment, erasing, "
+                                    "perspective, rotation; 'none' for none [default: hflip,crop,jitter].",
+                                    factory=AugmentConfig)
+    holdout: float = option(0.1, "Share of each person's photos held out (ignored with --val-dir).", low=0.0, high=0.9)
+    val_dir: str | None = option(help="Held-out photos of the training people instead.", path=True)
+    val_pairs: str | None = option(help="Pairs file (LFW format) of unseen people.", path=True)
+    val_images: str | None = option(help="The pairs file's image folder.", path=True)
+    steps_per_epoch: int | None = option(None, "Cap on batches per epoch (quick runs).", low=1)
+    seed: int = option(0, "Seed of every random choice (a resumed run reproduces the whole one).")
+    device: str | None = option(None, "Where to train: cpu, cuda or cuda:N [default: cuda when present].")
+    workers: int | None = option(None, "Data loading processes.", low=0)
+    nproc: int = option(1, "Training processes on this machine (gloo on CPU, NCCL on GPUs); the batch is split "
+                        "among them. Across machines: torchrun (docs).", low=1)
+    cache: bool | None = option(None, "Decoded training crops in memory [default: when they fit in 4 GiB].")
+    init: str | None = option(help="Start from this model file's weights (and classifier, for the same people).", path=True)
+    alignment: str = option("crop", "crop (tight crops as they come) or arcface-5pt (detect and align every photo once).")
+    detector: str = option("mtcnn", "Face detector for arcface-5pt: mtcnn (shipped) or yunet:FILE.onnx.")
+    teacher: str | None = option(help="Learn from this encoder's embeddings (FILE.onnx + sidecar, or a model file).", path=True)
+    unlabelled: tuple[str, ...] = option((), "Folder of face photos without names, for the teacher's terms (repeatable).",
+                                         path=True)
+    distill_weight: float = option(1.0, "Weight of the cosine distance to the teacher.", low=0.0)
+    relational_weight: float = option(0.0, "Weight of the batch similarity-matrix term.", low=0.0)
+    identity_weight: float = option(1.0, "Weight of the classification / margin loss (0: teacher only).", low=0.0)
+    face_cache: str | None = option(help="Prepared faces + teacher targets [default: in ~/.cache/facesearch/].", path=True)
 
     def __post_init__(self) -> None:
-        for option, value, known in (
+        from facesearch.models.backbones import list_backbones  # torch: only once a run is made
+        from facesearch.models.heads import HEADS
+        from facesearch.models.margins import LOSSES
+        from facesearch.training.optim import OPTIMIZERS, SCHEDULERS
+
+        if not self.data or not self.out:
+            raise InputError("a training run needs its DATA folder and --out model file")
+        for name, value, known in (
             ("backbone", self.backbone, list_backbones()),
             ("head", self.head, HEADS),
             ("loss", self.loss, LOSSES),
@@ -85,7 +106,7 @@ class TrainConfig:
             ("scheduler", self.scheduler, SCHEDULERS),
         ):
             if value not in known:
-                raise InputError(f"unknown {option} {value!r} (known: {', '.join(known)})")
+                raise InputError(f"unknown {name} {value!r} (known: {', '.join(known)})")
         if self.epochs < 0 or self.arcface_epochs < 0 or self.epochs + self.arcface_epochs == 0:
             raise InputError("nothing to train: --epochs and --arcface-epochs are both 0")
         if (self.val_pairs is None) != (self.val_images is None):
@@ -124,6 +145,8 @@ class TrainConfig:
         return Path(self.run_dir) if self.run_dir else Path(f"{self.out}.run")
 
     def encoder_config(self) -> EncoderConfig:
+        from facesearch.models.encoder import EncoderConfig
+
         return EncoderConfig(
             backbone=self.backbone,
             embedding_dim=self.embedding_dim,
@@ -148,7 +171,8 @@ class TrainConfig:
         return cls(**values)
 
 
-PATH_FIELDS = ("data", "val_dir", "val_pairs", "val_images", "init", "teacher", "unlabelled")
+PATH_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.metadata["path"] and f.name not in ("out", "run_dir", "face_cache"))
+"""Paths of the data a run learns from: compared as absolute paths on resume."""
 
 
 def comparable(options: dict[str, Any]) -> dict[str, Any]:

@@ -480,6 +480,7 @@ class Trainer:
             history=self.history,
             validation=self.best["validation"],
             taught=self._taught() if self.config.prepared else None,
+            config=portable(self.config.to_dict()),
         )
 
     def _taught(self) -> dict[str, Any]:

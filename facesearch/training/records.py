@@ -37,6 +37,7 @@ class TrainReport:
     history: list[EpochRecord]
     validation: dict[str, Any]
     taught: dict[str, Any] | None = None  # with a teacher or aligned faces: see TrainingData
+    config: dict[str, Any] | None = None  # the settings the run used (paths relative to the working folder)
 
     def to_dict(self) -> dict[str, Any]:
         report = {
@@ -52,4 +53,6 @@ class TrainReport:
         }
         if self.taught is not None:
             report["taught"] = self.taught
+        if self.config is not None:
+            report["config"] = self.config
         return report
