@@ -90,6 +90,50 @@ def test_the_student_has_the_teachers_size_and_its_meta_names_no_machine_path(
     assert "/tmp" not in text and str(Path.home()) not in text
 
 
+def test_online_teacher_views_are_the_cached_targets_on_a_clean_view(taught: tuple[TrainConfig, object]) -> None:
+    """Function matching's teacher sees the view as the student does: on an unaugmented,
+    unmirrored view it gives the cached target of that crop (the [-1, 1] round trip is exact)."""
+    from facesearch.training.face_cache import FaceCache  # noqa: F401  (the cache the targets came from)
+    from facesearch.training.loading import load_training_data
+    from facesearch.training.distill import load_teacher
+    from facesearch.models.encoder import preprocessing_of
+    from facesearch.training.teacher_views import CachedTargets, OnlineTargets
+
+    cfg, _ = taught
+    data = load_training_data(cfg)
+    teacher, _ = load_teacher(cfg.teacher, preprocessing_of(cfg.encoder_config()))
+    views = data.train.images[:6].float() / 127.5 - 1.0
+    positions, mirrored = torch.arange(6), torch.zeros(6, dtype=torch.bool)
+    online = OnlineTargets(teacher)(views, positions, mirrored)
+    cached = CachedTargets(data.train.targets["clean"], data.train.targets["flipped"])(views, positions, mirrored)
+    assert torch.allclose(online, cached, atol=1e-4)
+    flipped = OnlineTargets(teacher)(views.flip(-1), positions, ~mirrored)
+    assert torch.allclose(flipped, data.train.targets["flipped"][:6], atol=1e-4)
+
+
+def test_a_run_with_online_teacher_views_and_mixup(taught: tuple[TrainConfig, object], tmp_path: Path) -> None:
+    cfg, _ = taught
+    online = dataclasses.replace(cfg, out=str(tmp_path / "online.pt"), epochs=2, teacher_views="online", mixup=0.5,
+                                 augment=AugmentConfig(hflip=True, grey=True, blur=True, lowres=True))
+    report = train(online)
+    assert all(r.teacher_s and r.teacher_s > 0 for r in report.history)  # the teacher ran in the loop
+    assert report.history[-1].teacher_cosine is not None and (tmp_path / "online.pt").is_file()
+    resumed = dataclasses.replace(online, teacher_views="fixed", mixup=0.0)
+    with pytest.raises(InputError, match="other options.*teacher_views"):
+        train(resumed, resume=True)
+
+
+def test_mixup_blends_part_of_a_batch_and_unnames_it() -> None:
+    from facesearch.training.teacher_views import mix
+
+    torch.manual_seed(0)
+    views, labels = torch.randn(8, 3, 4, 4), torch.arange(8)
+    mixed, named = mix(views, labels, 0.5)
+    changed = (mixed != views).flatten(1).any(dim=1)
+    assert int(changed.sum()) == 4 and (named[changed] == -1).all() and (named[~changed] == labels[~changed]).all()
+    assert mix(views, labels, 0.0)[0] is views
+
+
 def test_a_projection_bridges_other_dimensions(folders: dict[str, Path]) -> None:
     cfg = config(
         folders["people"], folders["root"] / "wide.pt", teacher=str(folders["teacher"]), epochs=1,
@@ -157,6 +201,9 @@ def test_aligned_training_detects_once_and_leaves_out_photos_without_a_face(tmp_
         ({"identity_weight": 0.0}, "nothing to learn"),
         ({"teacher": "t.pt", "distill_weight": 0.0}, "teaches nothing"),
         ({"alignment": "dlib"}, "unknown alignment"),
+        ({"teacher_views": "online"}, "needs --teacher"),
+        ({"teacher": "t.pt", "teacher_views": "sometimes"}, "unknown teacher views"),
+        ({"teacher": "t.pt", "mixup": 0.3}, "--mixup needs --teacher-views online"),
     ],
 )
 def test_bad_options_are_refused(folders: dict[str, Path], changes: dict, message: str) -> None:

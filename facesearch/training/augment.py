@@ -22,6 +22,9 @@ class AugmentConfig:
     erasing: bool = False
     perspective: bool = False
     rotation: bool = False
+    grey: bool = False
+    blur: bool = False
+    lowres: bool = False
 
     @classmethod
     def parse(cls, spec: str | list[str]) -> "AugmentConfig":
@@ -41,7 +44,8 @@ class AugmentConfig:
 
 NAMES = {
     "hflip": "hflip", "crop": "resized_crop", "jitter": "color_jitter", "randaugment": "randaugment",
-    "erasing": "erasing", "perspective": "perspective", "rotation": "rotation",
+    "erasing": "erasing", "perspective": "perspective", "rotation": "rotation", "grey": "grey", "blur": "blur",
+    "lowres": "lowres",
 }
 """The names ``--augment`` takes, and the AugmentConfig switch each sets."""
 
@@ -64,7 +68,29 @@ def train_transform(config: AugmentConfig, size: int = 112):  # noqa: ANN201 (a 
         steps.append(v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05))
     if config.randaugment:
         steps.append(v2.RandAugment(num_ops=2, magnitude=9))
+    if config.grey:  # photos in black and white, and FER2013's grey faces among colour ones
+        steps.append(v2.RandomGrayscale(p=0.2))
+    if config.lowres:  # small, far faces: down-then-up sampling to 1/4..1/1.5 of the side
+        steps.append(v2.RandomApply([_LowResolution(size)], p=0.2))
+    if config.blur:
+        steps.append(v2.RandomApply([v2.GaussianBlur(5, sigma=(0.2, 1.5))], p=0.2))
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)]
     if config.erasing:
         steps.append(v2.RandomErasing(p=0.25, scale=(0.02, 0.15)))
     return v2.Compose(steps)
+
+
+class _LowResolution:
+    """Down-sample a uint8 crop to a random 1/4..2/3 of its side and back up: what a face far
+    from the camera, or a 48 px FER2013 face, looks like at the encoder's size."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, image):  # noqa: ANN001, ANN204 (a uint8 tensor in, one out)
+        import torch
+        from torchvision.transforms import v2
+
+        side = int(self.size * float(torch.empty(()).uniform_(0.25, 0.67)))
+        small = v2.functional.resize(image, [side, side], antialias=True)
+        return v2.functional.resize(small, [self.size, self.size], antialias=True)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from facesearch.models.encoder import EncoderConfig
 
 MIN_INPUT_SIZE = 32
+TEACHER_VIEWS = ("fixed", "online")
 # Options that only say how or where to run: a resumed run may change them.
 RUNTIME_FIELDS = frozenset({"out", "run_dir", "device", "workers", "cache", "face_cache", "nproc"})
 # Options of phase 2: free to change on resume until phase 2 has started (so one phase-1
@@ -66,7 +67,7 @@ class TrainConfig:
     clip_grad: float = option(5.0, "Gradient norm clip.", low=0.0)
     balanced: bool = option(False, "Draw every person equally often.")
     augment: AugmentConfig = option(help="Comma-separated augmentations: hflip, crop, jitter, randaugment, erasing, "
-                                    "perspective, rotation; 'none' for none [default: hflip,crop,jitter].",
+                                    "perspective, rotation, grey, blur, lowres; 'none' for none [default: hflip,crop,jitter].",
                                     factory=AugmentConfig)
     holdout: float = option(0.1, "Share of each person's photos held out (ignored with --val-dir).", low=0.0, high=0.9)
     val_dir: str | None = option(help="Held-out photos of the training people instead.", path=True)
@@ -85,6 +86,10 @@ class TrainConfig:
     teacher: str | None = option(help="Learn from this encoder's embeddings (FILE.onnx + sidecar, or a model file).", path=True)
     unlabelled: tuple[str, ...] = option((), "Folder of face photos without names, for the teacher's terms (repeatable).",
                                          path=True)
+    teacher_views: str = option("fixed", "What the teacher embeds: fixed (each face's plain crop and its mirror, "
+                                "cached once) or online (the very view the student sees, augmented, every step).")
+    mixup: float = option(0.0, "Share of each batch's views mixed with another face's (online teacher views: the "
+                          "teacher embeds the mixed image; the mixed views count as unnamed).", low=0.0, high=1.0)
     distill_weight: float = option(1.0, "Weight of the cosine distance to the teacher.", low=0.0)
     relational_weight: float = option(0.0, "Weight of the batch similarity-matrix term.", low=0.0)
     identity_weight: float = option(1.0, "Weight of the classification / margin loss (0: teacher only).", low=0.0)
@@ -124,6 +129,12 @@ class TrainConfig:
             raise InputError("loss weights must be at least 0")
         if self.identity_weight == 0 and not self.teacher:
             raise InputError("--identity-weight 0 leaves nothing to learn from without --teacher")
+        if self.teacher_views not in TEACHER_VIEWS:
+            raise InputError(f"unknown teacher views {self.teacher_views!r} (known: {', '.join(TEACHER_VIEWS)})")
+        if self.teacher_views == "online" and not self.teacher:
+            raise InputError("--teacher-views online needs --teacher")
+        if self.mixup and self.teacher_views != "online":
+            raise InputError("--mixup needs --teacher-views online: only the teacher can say what a mixed face is")
         if self.teacher and self.distill_weight == 0 and self.relational_weight == 0:
             raise InputError("--teacher with both --distill-weight and --relational-weight at 0 teaches nothing")
 

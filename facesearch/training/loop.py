@@ -51,6 +51,7 @@ from facesearch.training.labelled import balanced_sampler, collate_labelled
 from facesearch.training.distill import Distillation
 from facesearch.progress import Progress, quiet
 from facesearch.training.team import Solo
+from facesearch.training.teacher_views import CachedTargets, OnlineTargets, TeacherTargets, mix
 from facesearch.training.face_sets import collate_taught
 from facesearch.training.loading import load_training_data
 from facesearch.training.optim import build_optimizer, build_scheduler, steps_per_batch
@@ -123,11 +124,13 @@ class Trainer:
         self.head: nn.Module = SoftmaxHead(config.embedding_dim, len(self.data.names), config.label_smoothing)
         self.head.to(self.device)
         self.distill: Distillation | None = None
+        self.targets: TeacherTargets | None = None
         if self.data.train.targets is not None:
             teacher_dim = self.data.train.targets["clean"].shape[1]
             self.distill = Distillation(
                 config.embedding_dim, teacher_dim, config.distill_weight, config.relational_weight
             ).to(self.device)
+            self.targets = self._teacher_targets()
         self.epoch = 0
         self.history: list[EpochRecord] = []
         self.best: dict[str, Any] = {"value": -math.inf, "epoch": 0, "encoder": None, "validation": {}}
@@ -137,6 +140,18 @@ class Trainer:
         if config.init:
             self._initialise_from(config.init)
         self._start_phase()
+
+    def _teacher_targets(self) -> TeacherTargets:
+        """The teacher's targets of the training views: cached, or the teacher in the loop."""
+        kept = self.data.train.targets
+        assert kept is not None
+        if self.config.teacher_views == "online":
+            from facesearch.models.encoder import preprocessing_of
+            from facesearch.training.distill import load_teacher
+
+            teacher, _ = load_teacher(self.config.teacher, preprocessing_of(self.config.encoder_config()))  # type: ignore[arg-type]
+            return OnlineTargets(teacher)
+        return CachedTargets(kept["clean"], kept["flipped"])
 
     def _initialise_from(self, path: str) -> None:
         """``init``: start from a trained model file's weights with a fresh optimiser and
@@ -235,6 +250,8 @@ class Trainer:
         steps = self._steps_per_epoch()
         total_loss, correct, seen, named, start = 0.0, 0, 0, 0, time.perf_counter()
         cosine_sum = 0.0
+        if self.targets is not None:
+            self.targets.seconds = 0.0
         description = f"epoch {self.epoch + 1}/{c.total_epochs} {self.phase}"
         for step, batch in enumerate(self._loader()):
             if step >= steps:
@@ -277,18 +294,19 @@ class Trainer:
             images_per_s=seen / seconds,
             seconds=seconds,
             teacher_cosine=cosine_sum / seen if self.distill is not None and seen else None,
+            teacher_s=self.targets.seconds if self.targets is not None else None,
         )
 
     def _batch(self, batch: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(images, labels, teacher targets or None) on the device; a taught batch's target
-        for each face is the teacher's embedding of the view it shows (mirrored or not)."""
+        for each face is the teacher's embedding of the view it shows (its mirror image's when
+        mirrored, or the view itself with online teacher views; mixup blends some views first)."""
         images, labels = batch[0], batch[1]
         targets = None
-        if self.distill is not None and len(labels):
-            positions, mirrored = batch[2], batch[3]
-            kept = self.data.train.targets  # type: ignore[union-attr]
-            targets = torch.where(mirrored[:, None], kept["flipped"][positions], kept["clean"][positions])
-            targets = targets.to(self.device, non_blocking=True)
+        if self.distill is not None and self.targets is not None and len(labels):
+            if self.config.mixup:
+                images, labels = mix(images, labels, self.config.mixup)
+            targets = self.targets(images, batch[2], batch[3]).to(self.device, non_blocking=True)
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         return images, labels.to(self.device, non_blocking=True), targets
 

@@ -22,6 +22,7 @@ class EpochRecord:
     pairs_accuracy: float | None = None
     pairs_accuracy_std: float | None = None
     teacher_cosine: float | None = None  # mean cosine to the teacher's targets, training views
+    teacher_s: float | None = None  # of ``seconds``, spent in the teacher (online teacher views)
     best: bool = False
 
 
