@@ -15,7 +15,7 @@ import httpx
 import uvicorn
 
 from facesearch.gallery.engine import Gallery
-from facesearch.serving.service import create_app
+from facesearch.serving.app import create_app
 from tests.serving import free_port
 
 

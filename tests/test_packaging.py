@@ -42,7 +42,8 @@ def test_wheel_holds_cli_and_migrations(wheel: zipfile.ZipFile) -> None:
         "facesearch/models/reference.pt",
         "facesearch/models/reference.onnx",
         "facesearch/models/reference.onnx.json",
-        "facesearch/serving/service.py",
+        "facesearch/serving/app.py",
+        "facesearch/serving/routes.py",
         "facesearch/serving/page/index.html",
     ]:
         assert required in names, required

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from facesearch.gallery.engine import Gallery
 from facesearch.gallery.locking import GalleryLock
-from facesearch.serving.service import create_app
+from facesearch.serving.app import create_app
 from facesearch.synthetic import write_dataset
 from tests import badfiles
 from tests.conftest import cli, cli_json

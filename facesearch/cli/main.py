@@ -335,7 +335,7 @@ def serve(
     """Serve the gallery over HTTP: the /v1 API (the CLI's JSON), a search page at /, docs at
     /docs. Every /v1 call needs `Authorization: Bearer $FACESEARCH_TOKEN` when it is set."""
     with failures(False):
-        from facesearch.serving.service import serve as run_server
+        from facesearch.serving.server import serve as run_server
 
         run_server(home, host, port, workers, max_upload_mb, database_url)
 
