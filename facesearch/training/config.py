@@ -45,7 +45,7 @@ class TrainConfig:
     run_dir: str | None = option(help="Checkpoints and log.csv [default: OUT.run/].", path=True)
     backbone: str = option("mobilenet_v3_small", "Backbone network (`facesearch info` lists them).")
     embedding_dim: int = option(512, "Embedding size [default: the teacher's, else 512].", low=2)
-    input_size: int = option(112, "Side of the face crop the encoder sees (px, at least 32).", low=32)
+    input_size: int = option(112, "Side of the face crop the encoder sees (px, at least 32).")
     head: str = option("gdc", "Embedding head: gdc (global depthwise), fc, avg or linear.")
     dropout: float = option(0.0, "Dropout before the embedding.", low=0.0, high=0.9)
     drop_path: float = option(0.0, "Stochastic depth (litface, convnext_tiny).", low=0.0, high=0.9)
@@ -78,7 +78,7 @@ class TrainConfig:
     device: str | None = option(None, "Where to train: cpu, cuda or cuda:N [default: cuda when present].")
     workers: int | None = option(None, "Data loading processes.", low=0)
     nproc: int = option(1, "Training processes on this machine (gloo on CPU, NCCL on GPUs); the batch is split "
-                        "among them. Across machines: torchrun (docs).", low=1)
+                        "among them. Across machines: torchrun (docs).")
     cache: bool | None = option(None, "Decoded training crops in memory [default: when they fit in 4 GiB].")
     init: str | None = option(help="Start from this model file's weights (and classifier, for the same people).", path=True)
     alignment: str = option("crop", "crop (tight crops as they come) or arcface-5pt (detect and align every photo once).")
