@@ -178,7 +178,7 @@ def markdown(r: dict) -> str:
              "| cold command (new process) | median s | min s |", "|---|---|---|"]
     lines += [f"| `{k}` | {v['median_s']} | {v['min_s']} |" for k, v in r["cold"]["commands"].items()]
     lines += ["", f"The cold query takes {r['cold']['query_over_imports']}x a bare import of the libraries it "
-              f"imports ({', '.join(r['cold']['libraries'])})."]
+              f"imports ({r['cold']['modules']} modules of {', '.join(r['cold']['libraries'])})."]
     w = r["warm"]
     lines += ["", "| warm query (in process), median ms | whole | prepare (decode, detect, align) | embed | search |",
               "|---|---|---|---|---|", f"| one probe photo | {w['query_ms']} | {w['prepare_ms']} | {w['embed_ms']} | {w['search_ms']} |"]
