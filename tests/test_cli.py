@@ -37,8 +37,9 @@ def test_full_cycle_with_contract_keys(home: Path, faces_dir: Path) -> None:
     assert {"model", "identities", "faces", "threshold", "index", "device"} <= set(info)
     assert (info["identities"], info["faces"], info["device"]) == (8, 24, "cpu")
 
-    assert cli_json("threshold")["threshold"] == pytest.approx(0.5)
-    assert cli_json("threshold", "1.0")["threshold"] == 1.0
+    shown = cli_json("threshold")  # the crop encoder states no calibration: the gallery's own estimate
+    assert shown["threshold_source"] == "fpir" and -1.0 < shown["threshold"] < 1.0
+    assert cli_json("threshold", "1.0") == {"threshold": 1.0, "threshold_source": "manual"}
     assert cli_json("threshold")["threshold"] == 1.0
 
     assert cli_json("remove", "person_0005") == {"removed": "person_0005", "faces": 3}

@@ -74,8 +74,10 @@ def test_the_rule_is_a_gallery_setting(gallery: Gallery, home: Path) -> None:
     assert gallery.decision()["scoring"] == "nearest" and gallery.info()["scoring"] == "nearest"
     with pytest.raises(InputError, match="unknown scoring rule 'median'"):
         gallery.set_scoring("median")
-    assert cli_json("scoring") == {"scoring": "nearest", "threshold": 0.5, "threshold_source": "default"}
-    assert "note" not in cli_json("scoring", "mean")  # a default threshold was tuned under nothing
+    before = cli_json("scoring")
+    assert before["scoring"] == "nearest" and before["threshold_source"] == "fpir"
+    after = cli_json("scoring", "mean")  # a label-free threshold is estimated again under the new rule
+    assert "note" not in after and after["threshold_source"] == "fpir"
     with Gallery(home) as again:
         assert again.decision()["scoring"] == "mean"
     assert cli_json("info")["scoring"] == "mean"

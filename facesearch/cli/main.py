@@ -374,17 +374,37 @@ def threshold(
         Optional[float],
         typer.Argument(min=-1.0, max=1.0, help="New threshold (cosine similarity); omit to show."),
     ] = None,
+    fpir: Annotated[
+        Optional[float],
+        typer.Option("--fpir", help="Set it without labels, from the gallery's own photos: where this share of "
+                     "strangers (people not enrolled) would get a name, such as 0.05.", show_default=False),
+    ] = None,
     home: HomeOption = None,
     database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show, or set, the similarity below which a query answers n000000."""
+    """Show, or set, the similarity below which a query answers n000000, and where it came
+    from: default, encoder (its stated calibration), fpir (the gallery's photos), tuned
+    (bench --tune) or manual."""
+    if value is not None and fpir is not None:
+        raise typer.BadParameter("give a VALUE or --fpir, not both", param_hint="--fpir")
     with failures(as_json):
         with open_gallery(home, database_url) as gallery:
+            estimate = None
             if value is not None:
                 gallery.set_threshold(value)
-            result = {"threshold": gallery.decision()["threshold"]}
-        emit(as_json, result, lambda r: typer.echo(f"{r['threshold']:.4f}"))
+            elif fpir is not None:
+                estimate = gallery.set_threshold_at_fpir(fpir).to_dict()
+            decision = gallery.decision()
+            result = {"threshold": decision["threshold"], "threshold_source": decision["threshold_source"]}
+            if estimate is not None:
+                result.update(fpir=estimate["fpir"], estimated_from=estimate["estimated_from"])
+
+        def human(r: dict[str, Any]) -> None:
+            extra = f" (fpir {r['fpir']}, from {r['estimated_from']} stranger queries)" if "fpir" in r else ""
+            typer.echo(f"{r['threshold']:.4f} {r['threshold_source']}{extra}")
+
+        emit(as_json, result, human)
 
 
 @app.command()

@@ -24,6 +24,7 @@ class FaceEncoder(Protocol):
     preprocessing: Preprocessing
     dim: int
     flip: bool
+    calibration: dict[str, Any] | None  # the threshold at a stated FPIR, when the file states one
 
     def embed_faces(self, images: Any) -> np.ndarray: ...
 

@@ -103,6 +103,7 @@ class OnnxEncoder:
         self.name = str(sidecar.get("name") or path.stem)
         self.preprocessing: Preprocessing = sidecar["preprocessing"]
         self.flip = sidecar["flip"] if flip is None else flip
+        self.calibration: dict[str, Any] | None = sidecar.get("calibration")  # see facesearch.gallery.calibration
         file_bytes = path.read_bytes()
         self.fingerprint = onnx_fingerprint(file_bytes, self.preprocessing, self.flip)
         self._ort = _OrtRunner(file_bytes, path, batching, self.preprocessing.input_size)

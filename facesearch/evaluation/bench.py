@@ -10,6 +10,9 @@ similarity, then ``n000000`` when the similarity is below the threshold. Figures
   people (positives) from probes of people who are not enrolled (negatives); probes of
   enrolled people whose nearest identity is wrong are wrong at every threshold, so they are
   left out of the curve (they still count in ``accuracy``);
+* ``fpir`` (false-positive identification rate): the share of probes of people who are not
+  enrolled that got a name; ``fnir``: the share of probes of enrolled people that did not
+  get their own name (another's, or n000000); both at the threshold in force;
 * with ``tune``: the threshold maximising ``accuracy`` on these probes.
 
 A probe that cannot be decoded is listed in ``failed`` and left out of the figures.
@@ -107,6 +110,9 @@ def open_set_figures(results: list[ProbeResult], enrolled: set[str]) -> dict[str
         "accuracy": float(np.mean(predictions == labels)),
         "rank1": float(np.mean(nearest[known] == labels[known])) if known.any() else None,
         "roc_auc": roc_auc(scores[curve], correct_match[curve]) if correct_match.any() and unknown.any() else None,
+        # at the threshold in force: strangers given a name, enrolled people not given theirs
+        "fpir": float(np.mean(predictions[~known] != UNKNOWN)) if (~known).any() else None,
+        "fnir": float(np.mean(predictions[known] != labels[known])) if known.any() else None,
     }
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from facesearch.gallery import scoring
+from facesearch.gallery import calibration, scoring
 from facesearch.gallery.answers import (
     Conflict,
     EnrollReport,
@@ -48,7 +48,7 @@ from facesearch.index.spec import IndexSpec
 from facesearch.gallery.layouts import LabelledImage, Problem, check_identity, gallery_images
 from facesearch.gallery.locking import GalleryLock
 from facesearch.migrations import stored_revision
-from facesearch.gallery.store import GalleryState, NewFace, Store
+from facesearch.gallery.store import DEFAULT_THRESHOLD, GalleryState, NewFace, Store
 from facesearch.gallery.uploads import Upload, Uploads
 from facesearch.progress import Progress, quiet
 
@@ -171,6 +171,9 @@ class Gallery:
             ids = [face_id for face_id, _, _ in sources]
             self.store.rebind(fp, encoder.describe(), encoder.dim, ids, vectors)
             self.index.reset()
+            if self.store.gallery().threshold_source in ("encoder", "fpir"):  # the old encoder's: stale
+                self.store.set_threshold(DEFAULT_THRESHOLD, "default")
+            self._calibrate(encoder)
         return len(sources)
 
     # --- enroll -------------------------------------------------------------------------
@@ -226,6 +229,7 @@ class Gallery:
         self._commit(pending, report)
         with report.timed("index"):
             self.index.save()
+        self._calibrate(encoder)
         report.identities, report.faces = self.store.counts()
         report.timings["total"] = time.perf_counter() - start
         return report
@@ -377,6 +381,33 @@ class Gallery:
             self._uploads.forget_person(identity)
             return len(ids)
 
+    def _calibrate(self, encoder: FaceEncoder) -> None:
+        """A gallery nobody has set a threshold for decides at its encoder's stated one, or,
+        for an encoder that states none, at the label-free estimate from its own photos once
+        it has two people (``facesearch.gallery.calibration``); until then at the default."""
+        row = self.store.gallery()
+        if row.threshold_source != "default":
+            return
+        stated = calibration.encoder_threshold(getattr(encoder, "calibration", None), row.scoring, encoder.flip)
+        if stated is not None:
+            self.store.set_threshold(stated, "encoder")
+        elif self.store.counts()[0] >= 2:
+            self.store.set_threshold(self.estimate_threshold(calibration.DEFAULT_FPIR).threshold, "fpir")
+
+    def estimate_threshold(self, rate: float) -> calibration.Estimate:
+        """The threshold at which ``rate`` of strangers would get a name, from the gallery's
+        own photos (no labels; see ``facesearch.gallery.calibration``). Changes nothing."""
+        calibration.check_rate(rate)
+        rule = self.store.gallery().scoring
+        with self.index.memory:
+            return calibration.estimate(self.index.for_query(), self.store, rule, rate)
+
+    def set_threshold_at_fpir(self, rate: float) -> calibration.Estimate:
+        """``threshold --fpir RATE``: estimate as ``estimate_threshold`` and keep it."""
+        found = self.estimate_threshold(rate)
+        self.store.set_threshold(found.threshold, "fpir")
+        return found
+
     def set_threshold(self, value: float, source: str = "manual") -> None:
         if not math.isfinite(value) or not -1.0 <= value <= 1.0:
             raise InputError(f"threshold {value} is not a cosine similarity in [-1, 1]")
@@ -389,9 +420,13 @@ class Gallery:
         return {"scoring": row.scoring, "threshold": row.threshold, "threshold_source": row.threshold_source}
 
     def set_scoring(self, rule: str) -> None:
-        """Score people by ``rule`` (facesearch.gallery.scoring). The threshold stays as it is: one
-        tuned under another rule wants `bench --tune` again (the CLI says so)."""
+        """Score people by ``rule`` (facesearch.gallery.scoring). A threshold tuned or set by
+        hand stays as it is (one tuned under another rule wants `bench --tune` again: the CLI
+        says so); one the encoder stated or the gallery estimated is found again for the rule."""
         self.store.set_scoring(scoring.check_rule(rule))
+        if self.store.gallery().threshold_source in ("encoder", "fpir") and self.store.state().fingerprint:
+            self.store.set_threshold(DEFAULT_THRESHOLD, "default")  # stated or estimated under the old rule
+            self._calibrate(self.encoder())
 
     def counts(self) -> tuple[int, int]:
         """(people, faces) enrolled."""

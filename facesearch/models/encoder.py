@@ -67,6 +67,8 @@ class Encoder(nn.Module):
     """Backbone + embedding head. ``forward`` gives raw embeddings (losses normalise them);
     ``embed`` gives what the gallery stores: L2-normalised float32 on the CPU."""
 
+    calibration: dict[str, Any] | None = None  # a model file's meta ``calibration`` (gallery.calibration)
+
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.config = config
@@ -273,6 +275,7 @@ def encoder_from_payload(payload: dict[str, Any], path: str | Path, device: str 
         encoder.load_state_dict(state)
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"{path}: weights do not fit the model's config ({exc})") from None
+    encoder.calibration = (payload.get("meta") or {}).get("calibration")
     return prepare(encoder, device), payload["fingerprint"]
 
 

@@ -1,0 +1,110 @@
+"""A threshold a user can trust without labels (facesearch.gallery.calibration): the encoder's
+stated calibration, the gallery's own label-free estimate (`threshold --fpir`), and the
+observed FPIR / FNIR that bench reports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facesearch import UNKNOWN
+from facesearch.gallery.calibration import stranger_scores, threshold_at
+from facesearch.gallery.engine import Gallery
+from facesearch.models import EncoderConfig, build_encoder, save_encoder
+from facesearch.synthetic import write_dataset, write_probes
+from tests.conftest import cli_json
+
+
+def test_the_threshold_names_at_most_the_rate_of_strangers() -> None:
+    scores = np.linspace(0.0, 0.99, 100)
+    for rate in (0.01, 0.05, 0.1, 0.5):
+        t = threshold_at(scores, rate)
+        assert np.sum(scores >= t) == int(rate * 100)  # a query is named when score >= threshold
+        assert np.sum(scores >= np.nextafter(t, -1) - 1e-9) > int(rate * 100)  # and no lower one would do
+
+
+def test_a_new_gallery_estimates_its_threshold_once_it_has_two_people(home: Path, faces_dir: Path, tmp_path: Path) -> None:
+    one = tmp_path / "one"
+    shutil.copytree(faces_dir / "person_0001", one / "person_0001")
+    with Gallery(home) as gallery:
+        gallery.enroll(one)
+        assert gallery.decision()["threshold_source"] == "default"  # nobody to be a stranger to
+        gallery.enroll(faces_dir)
+        decision = gallery.decision()
+        assert decision["threshold_source"] == "fpir" and decision["threshold"] != 0.5
+        assert gallery.info()["threshold_source"] == "fpir"
+
+
+def test_threshold_fpir_is_where_that_share_of_strangers_gets_a_name(home: Path, faces_dir: Path) -> None:
+    cli_json("enroll", faces_dir)
+    out = cli_json("threshold", "--fpir", 0.25)
+    assert set(out) == {"threshold", "threshold_source", "fpir", "estimated_from"}
+    assert out["threshold_source"] == "fpir" and out["fpir"] == 0.25 and out["estimated_from"] == 24  # one per photo
+    with Gallery(home) as gallery:
+        with gallery.index.memory:
+            scores = stranger_scores(gallery.index.for_query(), gallery.store, "nearest")
+    assert np.mean(scores >= out["threshold"]) <= 0.25 < np.mean(scores >= out["threshold"] - 1e-6) + 1e-9
+    assert cli_json("threshold") == {"threshold": out["threshold"], "threshold_source": "fpir"}
+
+
+@pytest.mark.parametrize("rate", ["0", "1", "1.5", "-0.1", "nan"])
+def test_a_rate_outside_0_1_changes_nothing(home: Path, faces_dir: Path, rate: str) -> None:
+    cli_json("enroll", faces_dir)
+    cli_json("threshold", "0.42")
+    error = cli_json("threshold", "--fpir", rate, code=1)["error"]
+    assert "strictly between 0 and 1" in error
+    assert cli_json("threshold") == {"threshold": 0.42, "threshold_source": "manual"}
+
+
+def test_one_person_has_no_strangers(home: Path, faces_dir: Path, tmp_path: Path) -> None:
+    one = tmp_path / "one"
+    shutil.copytree(faces_dir / "person_0002", one / "person_0002")
+    cli_json("enroll", one)
+    assert "at least two" in cli_json("threshold", "--fpir", 0.05, code=1)["error"]
+    assert cli_json("threshold") == {"threshold": 0.5, "threshold_source": "default"}
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small ONNX encoder whose sidecar states a calibration."""
+    folder = tmp_path_factory.mktemp("calibrated")
+    save_encoder(build_encoder(EncoderConfig(backbone="mobilenet_v3_small", embedding_dim=32), "cpu"), folder / "m.pt")
+    onnx = Path(cli_json("export", folder / "m.pt", "--onnx", folder / "m.onnx")["onnx"])
+    sidecar = onnx.with_name("m.onnx.json")
+    body = json.loads(sidecar.read_text())
+    body["calibration"] = {"threshold": 0.3141, "fpir": 0.1, "scoring": "nearest", "flip": False,
+                           "measured_on": "a test"}
+    sidecar.write_text(json.dumps(body))
+    return onnx
+
+
+def test_a_gallery_starts_at_its_encoders_stated_threshold(home: Path, faces_dir: Path, calibrated: Path) -> None:
+    cli_json("enroll", faces_dir, "--model", calibrated)
+    assert cli_json("threshold") == {"threshold": 0.3141, "threshold_source": "encoder"}
+    assert cli_json("info")["threshold_source"] == "encoder"
+    cli_json("scoring", "mean")  # measured under nearest: not the encoder's figure for templates
+    assert cli_json("threshold")["threshold_source"] == "fpir"
+
+
+def test_a_stated_threshold_for_another_flip_setting_is_not_used(home: Path, faces_dir: Path, calibrated: Path) -> None:
+    cli_json("enroll", faces_dir, "--model", calibrated, "--flip")
+    assert cli_json("threshold")["threshold_source"] == "fpir"
+
+
+def test_bench_reports_fpir_and_fnir_at_the_threshold_used(home: Path, faces_dir: Path, tmp_path: Path) -> None:
+    cli_json("enroll", faces_dir)
+    probes = write_probes(tmp_path / "probes", identities=12, enrolled=8, seed=1, first_sample=3)  # 4 strangers
+    labels = dict(row.split(",") for row in (tmp_path / "probes" / "verification_dev.csv").read_text().split()[1:])
+    report = cli_json("bench", probes, "--report", tmp_path / "report")
+    rows = [line.split(",") for line in (tmp_path / "report" / "probes.csv").read_text().split()[1:]]
+    strangers = [r for r in rows if r[1] == UNKNOWN]
+    enrolled = [r for r in rows if r[1] != UNKNOWN]
+    assert len(strangers) == 4 and len(enrolled) == 8 and len(labels) == 12
+    assert report["fpir"] == pytest.approx(sum(r[4] != UNKNOWN for r in strangers) / 4)
+    assert report["fnir"] == pytest.approx(sum(r[4] != r[1] for r in enrolled) / 8)
+    cli_json("threshold", "1.0")
+    assert cli_json("bench", probes)["fpir"] == 0.0  # nobody is named at a threshold no stranger reaches
