@@ -50,3 +50,19 @@ def test_the_shipped_reference_encoder_scores_what_its_file_records() -> None:
     result = cli_json("bench", "--pairs", pairs, "--images", CFP / "images", "--model", REFERENCE_FILE)
     assert result["pairs"] == 3000
     assert result["roc_auc"] == pytest.approx(meta["validation"]["roc_auc"], abs=1e-3)
+
+
+@needs_datasets(CFP / "verification" / "unknown_dev")
+def test_an_untuned_gallery_decides_at_a_threshold_that_travels(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 27's bars on cfp-dev: the shipped reference states its calibration, so a new
+    gallery answers within 0.03 of the tuned accuracy with no labels; `threshold --fpir 0.05`,
+    from the gallery's own photos, names between 2.5% and 10% of the 150 stranger probes."""
+    monkeypatch.delenv("FACESEARCH_MODEL")
+    probes = CFP / "verification" / "unknown_dev"
+    cli_json("enroll", KNOWN)
+    assert cli_json("threshold")["threshold_source"] == "encoder"
+    untuned = cli_json("bench", probes, "--tune")
+    assert untuned["accuracy"] >= untuned["accuracy_at_tuned"] - 0.03
+    estimate = cli_json("threshold", "--fpir", 0.05)
+    assert estimate["estimated_from"] == 600
+    assert 0.025 <= cli_json("bench", probes)["fpir"] <= 0.10
