@@ -288,7 +288,15 @@ def _print_enroll(r: dict[str, Any]) -> None:
 
 @app.command()
 def query(
-    image: Annotated[Path, typer.Argument(help="A photo (every face in it is answered) or a face crop.")],
+    image: Annotated[
+        Optional[Path], typer.Argument(help="A photo (every face in it is answered) or a face crop.", show_default=False)
+    ] = None,
+    embedding: Annotated[
+        Optional[Path],
+        typer.Option("--embedding", help="Search with embeddings instead of a photo: JSON (a list of numbers, "
+                     "lists of them, or `facesearch embed`'s output) or .npy, unit vectors of the gallery's encoder.",
+                     show_default=False),
+    ] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Identities to list.")] = 5,
     max_faces: Annotated[
         Optional[int], typer.Option("--max-faces", min=1, help="Answer at most the N largest faces.")
@@ -304,11 +312,72 @@ def query(
 ) -> None:
     """Who is in this photo? For every face, the best identity, or n000000 when no one
     scores above the threshold; the top-level answer is the largest face's."""
+    if image is None and embedding is None:
+        raise typer.BadParameter("Missing argument 'IMAGE': give a photo, or --embedding FILE", param_hint="IMAGE")
+    if image is not None and embedding is not None:
+        raise typer.BadParameter("give a photo or --embedding FILE, not both", param_hint="IMAGE")
     chosen = detector_choice(detector, no_detect)
     with failures(as_json):
         with open_gallery(home, database_url, device, chosen) as gallery:
-            result = gallery.query(image, top_k, model, max_faces, min_face).to_dict()
+            if embedding is not None:
+                from facesearch.embedding.photo_faces import read_embeddings
+
+                vectors = read_embeddings(embedding, gallery.embedding_dim())
+                result = gallery.query_embeddings(vectors, top_k).to_dict()
+            else:
+                result = gallery.query(image, top_k, model, max_faces, min_face).to_dict()
         emit(as_json, result, _print_query)
+
+
+@app.command()
+def embed(
+    photo: Annotated[Path, typer.Argument(help="A photo: every face in it is embedded.")],
+    model: ModelOption = None,
+    detector: DetectorOption = None,
+    no_detect: NoDetectOption = False,
+    device: DeviceOption = "auto",
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every face of a photo: its box, landmarks and embedding, with the encoder's fingerprint
+    (the gallery's encoder, or --model). The embeddings go back in with `query --embedding`."""
+    chosen = detector_choice(detector, no_detect)
+    with failures(as_json):
+        with open_gallery(home, database_url, device, chosen) as gallery:
+            fingerprint, faces = gallery.embed(photo, model)
+        result = {"model": {"fingerprint": fingerprint, "dim": len(faces[0].embedding)},
+                  "faces": [face.to_dict() for face in faces]}
+        emit(as_json, result, lambda r: [typer.echo(f"face at {f['box']}: {len(f['embedding'])} numbers") for f in r["faces"]])
+
+
+@app.command()
+def verify(
+    first: Annotated[Path, typer.Argument(help="A photo.")],
+    second: Annotated[Path, typer.Argument(help="Another photo.")],
+    threshold: Annotated[
+        Optional[float], typer.Option(help="Same person at or above this cosine [default: the gallery's, else "
+                                      "the encoder's stated one, else 0.5].", show_default=False)
+    ] = None,
+    face_a: Annotated[int, typer.Option(min=0, help="Which face of the first photo, by size (0: the largest).")] = 0,
+    face_b: Annotated[int, typer.Option(min=0, help="Which face of the second photo, by size (0: the largest).")] = 0,
+    model: ModelOption = None,
+    detector: DetectorOption = None,
+    no_detect: NoDetectOption = False,
+    device: DeviceOption = "auto",
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """1:1: is the largest face of the two photos the same person? The score and the
+    threshold it was judged at."""
+    chosen = detector_choice(detector, no_detect)
+    with failures(as_json):
+        with open_gallery(home, database_url, device, chosen) as gallery:
+            result = gallery.verify(first, second, model, threshold, (face_a, face_b)).to_dict()
+        emit(as_json, result, lambda r: typer.echo(
+            f"{'same person' if r['same'] else 'different people'}: score {r['score']:.4f} "
+            f"(threshold {r['threshold']:.4f}, {r['threshold_source']})"))
 
 
 def _print_query(r: dict[str, Any]) -> None:

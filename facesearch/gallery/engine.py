@@ -42,7 +42,7 @@ from facesearch.embedding.encoders import FaceEncoder
 from facesearch.errors import GalleryError, ImageError, InputError, UnknownIdentity
 from facesearch.embedding.face_finding.prepare import FacePreparer, preparer_for
 from facesearch.gallery.home import Home
-from facesearch.embedding.imaging import content_hash, decode, read_bytes
+from facesearch.embedding.imaging import content_hash, read_bytes
 from facesearch.gallery.indexing import GalleryIndex
 from facesearch.index.spec import IndexSpec
 from facesearch.gallery.layouts import LabelledImage, Problem, check_identity, gallery_images
@@ -51,6 +51,8 @@ from facesearch.migrations import stored_revision
 from facesearch.gallery.store import DEFAULT_THRESHOLD, GalleryState, NewFace, Store
 from facesearch.gallery.uploads import Upload, Uploads
 from facesearch.progress import Progress, quiet
+from facesearch.embedding.photo_faces import EmbeddedFace, Verdict, cosine, embed_photo, pick
+from facesearch.models.reference import default_model
 
 log = logging.getLogger(__name__)
 
@@ -337,16 +339,65 @@ class Gallery:
         with self.store.one_read():
             encoder = self.encoder(model)
             preparer = self.preparer(encoder, min_face=min_face, max_faces=max_faces)
-            photo = decode(data, source, draft_side=preparer.draft_side)
-            prepared = preparer.prepare(photo, source)  # no face: an ImageError saying so
-            batch = np.stack([f.pixels.transpose(2, 0, 1) for f in prepared.faces])  # (N, 3, S, S)
-            answers = self.search(encoder.embed_faces(batch), top_k)
-        whole = (0.0, 0.0, float(photo.width), float(photo.height))
-        faces = [
-            FaceAnswer(f.face.box if f.face else whole, f.face, a.identity, a.score, a.matches)
-            for f, a in zip(prepared.faces, answers)
-        ]
+            found = embed_photo(encoder, preparer, data, source)  # no face: an ImageError saying so
+            answers = self.search(np.stack([f.embedding for f in found]), top_k)
+        faces = [FaceAnswer(f.box, f.face, a.identity, a.score, a.matches) for f, a in zip(found, answers)]
         return replace(answers[0], faces=faces)
+
+    def query_embeddings(self, vectors: np.ndarray, top_k: int = 5) -> QueryResult:
+        """``query --embedding``: answers for vectors the gallery's encoder made elsewhere
+        (``facesearch embed``), checked first (``photo_faces.read_embeddings``); the result is
+        the first vector's, every vector's in ``faces`` (no box: there is no photo)."""
+        answers = self.search(vectors, top_k)
+        faces = [FaceAnswer((0.0, 0.0, 0.0, 0.0), None, a.identity, a.score, a.matches) for a in answers]
+        return replace(answers[0], faces=faces)
+
+    def embedding_dim(self) -> int:
+        """The size of the gallery's embeddings (an error on a gallery with no encoder yet)."""
+        dim = self.store.state().dim
+        if dim is None:
+            raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
+        return dim
+
+    def embed(self, photo: str | Path, model: str | Path | None = None) -> tuple[str, list[EmbeddedFace]]:
+        """Every face of ``photo`` with its embedding, and the encoder's fingerprint: the
+        gallery's encoder, or ``model`` (any encoder; nothing is bound), or, for a gallery
+        with none yet, the default one."""
+        encoder, fingerprint = self._encoder_for(model)
+        return fingerprint, embed_photo(encoder, self.preparer(encoder), photo)
+
+    def verify(
+        self, first: str | Path, second: str | Path, model: str | Path | None = None,
+        threshold: float | None = None, faces: tuple[int, int] = (0, 0),
+    ) -> Verdict:
+        """1:1: the same person or not? The largest face of each photo (``faces``: others, by
+        size, 0 the largest) through the same encoder as ``embed``, at ``threshold``, else the
+        gallery's (when the encoder is the gallery's), else the encoder's stated one, else the
+        default; the verdict says which."""
+        encoder, fingerprint = self._encoder_for(model)
+        preparer = self.preparer(encoder)
+        a = pick(embed_photo(encoder, preparer, first), faces[0], first)
+        b = pick(embed_photo(encoder, preparer, second), faces[1], second)
+        value, source = self._threshold_for(encoder, fingerprint, threshold)
+        return Verdict(cosine(a.embedding, b.embedding), value, source, (a, b))
+
+    def _encoder_for(self, model: str | Path | None) -> tuple[FaceEncoder, str]:
+        """The encoder 1:1 and embed use: ``model``, else the gallery's, else the default."""
+        bound = self.store.state().fingerprint
+        if model is None and bound is not None:
+            return self.encoder(), bound
+        return self.binding.load(model if model is not None else default_model())
+
+    def _threshold_for(self, encoder: FaceEncoder, fingerprint: str, given: float | None) -> tuple[float, str]:
+        if given is not None:
+            if not math.isfinite(given) or not -1.0 <= given <= 1.0:
+                raise InputError(f"threshold {given} is not a cosine similarity in [-1, 1]")
+            return float(given), "given"
+        if fingerprint == self.store.state().fingerprint:
+            row = self.store.gallery()
+            return row.threshold, row.threshold_source
+        stated = calibration.encoder_threshold(getattr(encoder, "calibration", None), "nearest", encoder.flip)
+        return (stated, "encoder") if stated is not None else (DEFAULT_THRESHOLD, "default")
 
     def search(self, vectors: np.ndarray, top_k: int = 5) -> list[QueryResult]:
         """Answer many query embeddings at once (L2-normalised float32, N x D)."""
