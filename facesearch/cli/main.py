@@ -209,6 +209,17 @@ def progress_bars() -> Iterator[Callable[..., None]]:
         yield update
 
 
+@contextmanager
+def gallery_for_photos(
+    as_json: bool, home: Path | None, database_url: str | None, device: str, detector: str | None, no_detect: bool,
+) -> Iterator[Any]:
+    """The gallery a photo command works on, with its detector choice, failures reported as
+    the contract says (exit 1, one line)."""
+    chosen = detector_choice(detector, no_detect)
+    with failures(as_json), open_gallery(home, database_url, device, chosen) as gallery:
+        yield gallery
+
+
 def open_gallery(
     home: Path | None, database_url: str | None = None, device: str = "auto", detector: str | None = None
 ) -> Any:
@@ -316,17 +327,15 @@ def query(
         raise typer.BadParameter("Missing argument 'IMAGE': give a photo, or --embedding FILE", param_hint="IMAGE")
     if image is not None and embedding is not None:
         raise typer.BadParameter("give a photo or --embedding FILE, not both", param_hint="IMAGE")
-    chosen = detector_choice(detector, no_detect)
-    with failures(as_json):
-        with open_gallery(home, database_url, device, chosen) as gallery:
-            if embedding is not None:
-                from facesearch.embedding.photo_faces import read_embeddings
+    with gallery_for_photos(as_json, home, database_url, device, detector, no_detect) as gallery:
+        if embedding is not None:
+            from facesearch.embedding.photo_faces import read_embeddings
 
-                vectors = read_embeddings(embedding, gallery.embedding_dim())
-                result = gallery.query_embeddings(vectors, top_k).to_dict()
-            else:
-                result = gallery.query(image, top_k, model, max_faces, min_face).to_dict()
-        emit(as_json, result, _print_query)
+            vectors = read_embeddings(embedding, gallery.embedding_dim())
+            result = gallery.query_embeddings(vectors, top_k).to_dict()
+        else:
+            result = gallery.query(image, top_k, model, max_faces, min_face).to_dict()
+    emit(as_json, result, _print_query)
 
 
 @app.command()
@@ -342,13 +351,11 @@ def embed(
 ) -> None:
     """Every face of a photo: its box, landmarks and embedding, with the encoder's fingerprint
     (the gallery's encoder, or --model). The embeddings go back in with `query --embedding`."""
-    chosen = detector_choice(detector, no_detect)
-    with failures(as_json):
-        with open_gallery(home, database_url, device, chosen) as gallery:
-            fingerprint, faces = gallery.embed(photo, model)
-        result = {"model": {"fingerprint": fingerprint, "dim": len(faces[0].embedding)},
-                  "faces": [face.to_dict() for face in faces]}
-        emit(as_json, result, lambda r: [typer.echo(f"face at {f['box']}: {len(f['embedding'])} numbers") for f in r["faces"]])
+    with gallery_for_photos(as_json, home, database_url, device, detector, no_detect) as gallery:
+        fingerprint, faces = gallery.embed(photo, model)
+    result = {"model": {"fingerprint": fingerprint, "dim": len(faces[0].embedding)},
+              "faces": [face.to_dict() for face in faces]}
+    emit(as_json, result, lambda r: [typer.echo(f"face at {f['box']}: {len(f['embedding'])} numbers") for f in r["faces"]])
 
 
 @app.command()
@@ -371,11 +378,9 @@ def verify(
 ) -> None:
     """1:1: is the largest face of the two photos the same person? The score and the
     threshold it was judged at."""
-    chosen = detector_choice(detector, no_detect)
-    with failures(as_json):
-        with open_gallery(home, database_url, device, chosen) as gallery:
-            result = gallery.verify(first, second, model, threshold, (face_a, face_b)).to_dict()
-        emit(as_json, result, lambda r: typer.echo(
+    with gallery_for_photos(as_json, home, database_url, device, detector, no_detect) as gallery:
+        result = gallery.verify(first, second, model, threshold, (face_a, face_b)).to_dict()
+    emit(as_json, result, lambda r: typer.echo(
             f"{'same person' if r['same'] else 'different people'}: score {r['score']:.4f} "
             f"(threshold {r['threshold']:.4f}, {r['threshold_source']})"))
 

@@ -7,8 +7,7 @@ The names below are loaded on first use (PEP 562), so that ``facesearch.training
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from facesearch import lazy
 
 _EXPORTS = {
     "TrainConfig": "config",
@@ -21,7 +20,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy.exports(__name__, _EXPORTS)
