@@ -1,0 +1,107 @@
+"""Grouping unnamed faces into people on cfp-dev (all 3,481 photos, frontal and profile; names
+hidden from the methods, used only to score them): BCubed and pairwise F of each method of
+facesearch.people.clustering at several thresholds, beside scikit-learn's DBSCAN with immich's
+settings on the same embeddings, and the time each took.
+
+    python benchmarks/clustering.py [--model M ...] [--out benchmarks/results]
+
+The embeddings (MTCNN + the encoder's alignment, the largest face of each photo, the whole
+photo when none is found) are cached in the system's temp folder by model fingerprint.
+Writes clustering.json and clustering.md. The thresholds are chosen on cfp-dev itself, which
+flatters the best row there; the sweep shows how much the choice matters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CFP = ROOT.parent / "shared" / "datasets" / "cfp-dev"
+SFACE = ROOT.parent / "shared" / "models" / "sface" / "face_recognition_sface_2021dec.onnx"
+THRESHOLDS = {"linkage": (0.15, 0.2, 0.25, 0.3, 0.4), "density": (0.4, 0.45, 0.5, 0.55)}
+
+
+def embeddings(model: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vectors, person of each, frontal or not) of every cfp-dev photo."""
+    from facesearch.embedding.encoders import load_model
+    from facesearch.embedding.face_finding.prepare import preparer_for
+    from facesearch.embedding.loader import face_loader
+
+    encoder, fingerprint = load_model(model, "cpu")
+    cache = Path(tempfile.gettempdir()) / f"facesearch-cfp-{hashlib.sha256(fingerprint.encode()).hexdigest()[:12]}.npz"
+    files = sorted((CFP / "images").glob("*/*.jpg"))
+    if cache.exists():
+        saved = np.load(cache)
+        return saved["vectors"], saved["people"], saved["frontal"]
+    preparer = preparer_for(encoder.preprocessing, "mtcnn", fallback=True)
+    vectors = np.zeros((len(files), encoder.dim), np.float32)
+    for batch in face_loader(files, preparer, 64):
+        if batch.images is not None:
+            vectors[batch.positions] = encoder.embed_faces(batch.images)
+    people = np.array([f.parent.name for f in files])
+    frontal = np.array([int(f.stem.rsplit("_", 1)[1]) <= 10 for f in files])
+    np.savez(cache, vectors=vectors, people=people, frontal=frontal)
+    return vectors, people, frontal
+
+
+def rows_for(name: str, vectors: np.ndarray, people: np.ndarray) -> list[dict[str, Any]]:
+    from facesearch.evaluation.clustering import report
+    from facesearch.people.clustering import dbscan_baseline, group
+
+    rows = []
+    start = time.perf_counter()
+    labels = dbscan_baseline(vectors)
+    rows.append({"model": name, "method": "sklearn DBSCAN (immich: cosine 0.5, 3 faces)", "threshold": 0.5,
+                 "seconds": round(time.perf_counter() - start, 2), **report(labels, people)})
+    for method, min_faces in (("linkage", 2), ("density", 3)):
+        for threshold in THRESHOLDS[method]:
+            start = time.perf_counter()
+            labels = group(vectors, method, threshold, min_faces)
+            rows.append({"model": name, "method": f"{method} (kNN 16, {min_faces} faces)", "threshold": threshold,
+                         "seconds": round(time.perf_counter() - start, 2), **report(labels, people)})
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["# Grouping unnamed faces (benchmarks/clustering.py)", "",
+             "cfp-dev, names hidden: BCubed and pairwise precision / recall / F; ungrouped faces count as groups of one.", "",
+             "| model | photos | method | threshold | groups | ungrouped | BCubed P | BCubed R | BCubed F | pairwise F | s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        b = r["bcubed"]
+        lines.append(f"| {r['model']} | {r['photos']} | {r['method']} | {r['threshold']} | {r['groups']} | {r['ungrouped']} | "
+                     f"{b['precision']:.4f} | {b['recall']:.4f} | **{b['f']:.4f}** | {r['pairwise']['f']:.4f} | {r['seconds']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", type=Path)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    models = args.model or [SFACE, ROOT / "facesearch" / "models" / "reference.onnx"]
+    rows = []
+    for model in models:
+        vectors, people, frontal = embeddings(model)
+        for photos, chosen in (("all", np.ones(len(people), bool)), ("frontal", frontal)):
+            for row in rows_for(model.name, vectors[chosen], people[chosen]):
+                rows.append({**row, "photos": f"{photos} ({int(chosen.sum())})"})
+                print(json.dumps(rows[-1]), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "clustering.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.out / "clustering.md").write_text(markdown(rows))
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

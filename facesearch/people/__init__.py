@@ -1,0 +1,1 @@
+"""People nobody has named yet: grouping unnamed faces into people (``clustering``)."""
