@@ -54,6 +54,24 @@ def embeddings(model: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return vectors, people, frontal
 
 
+INCREMENTAL = 0.2  # the linkage threshold the incremental row uses
+
+
+def incremental(name: str, vectors: np.ndarray, people: np.ndarray) -> dict[str, Any]:
+    """The photos in two halves (a seeded random split): grouped after the first, then the
+    second added to those groups (``extend``), as `cluster` after each of two enrolls."""
+    from facesearch.evaluation.clustering import report
+    from facesearch.people.clustering import extend, group
+
+    first = np.random.default_rng(0).permutation(len(vectors)) < len(vectors) // 2
+    order = np.concatenate([np.flatnonzero(first), np.flatnonzero(~first)])
+    start = time.perf_counter()
+    old = group(vectors[first], "linkage", INCREMENTAL)
+    labels = extend(vectors[order], old, INCREMENTAL)
+    return {"model": name, "method": "linkage (kNN 16, 2 faces), in two halves", "threshold": INCREMENTAL,
+            "seconds": round(time.perf_counter() - start, 2), **report(labels, people[order])}
+
+
 def rows_for(name: str, vectors: np.ndarray, people: np.ndarray) -> list[dict[str, Any]]:
     from facesearch.evaluation.clustering import report
     from facesearch.people.clustering import dbscan_baseline, group
@@ -69,6 +87,7 @@ def rows_for(name: str, vectors: np.ndarray, people: np.ndarray) -> list[dict[st
             labels = group(vectors, method, threshold, min_faces)
             rows.append({"model": name, "method": f"{method} (kNN 16, {min_faces} faces)", "threshold": threshold,
                          "seconds": round(time.perf_counter() - start, 2), **report(labels, people)})
+    rows.append(incremental(name, vectors, people))
     return rows
 
 

@@ -69,3 +69,31 @@ def test_small_groups_stay_ungrouped_and_the_baseline_runs() -> None:
     assert group(np.zeros((0, 8), np.float32)).shape == (0,)
     with pytest.raises(ValueError, match="unknown grouping method"):
         group(vectors, "kmeans")
+
+
+def test_new_faces_join_their_groups_and_groups_keep_their_numbers() -> None:
+    from facesearch.people.clustering import extend
+
+    vectors, truth = people(count=6, photos=6, seed=7)
+    first = np.isin(np.arange(len(truth)) % 6, [0, 1, 2])  # half of each of the first people's photos
+    first &= truth < 4
+    old = group(vectors[first], "linkage", 0.5)
+    old = np.where(old >= 0, old + 10, -1)  # the gallery's numbers, whatever they are
+    order = np.concatenate([np.flatnonzero(first), np.flatnonzero(~first)])
+    labels = extend(vectors[order], old, 0.5)
+    assert np.array_equal(labels[: len(old)], old)  # not renumbered
+    mapped = dict(zip(truth[order][: len(old)].tolist(), old.tolist()))
+    for face, person in zip(labels[len(old):], truth[order][len(old):]):
+        if person in mapped:
+            assert face == mapped[person]  # a known person's new photo joins their group
+        else:
+            assert face > max(old)  # a new person is a new group, after the old numbers
+    assert report(labels, truth[order])["bcubed"]["f"] == 1.0
+
+
+def test_two_existing_groups_are_never_merged() -> None:
+    from facesearch.people.clustering import extend
+
+    vectors, truth = people(count=1, photos=8, seed=2)  # one person, split in two by the user
+    labels = extend(vectors, np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0.5)
+    assert labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]

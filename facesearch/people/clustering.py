@@ -69,25 +69,82 @@ def group(
     return _numbered(labels, min_faces)
 
 
-def _linkage(graph: csr_matrix, threshold: float) -> np.ndarray:
+def extend(
+    vectors: np.ndarray, groups: np.ndarray, threshold: float = 0.5, min_faces: int = 2,
+    k: int = DEFAULT_K, neighbours: Neighbours = exact_neighbours,
+) -> np.ndarray:
+    """Incremental grouping (average linkage): ``groups`` holds the group of each of the
+    first ``len(groups)`` faces (-1: ungrouped), and the faces after them are new. Existing
+    groups keep their numbers and are never split, nor merged with each other (a user may
+    have looked at them); new faces, and faces left ungrouped before, join them or each other
+    by the same rule as ``group``. New groups are numbered after the highest existing one,
+    in order of their first face."""
+    groups = np.asarray(groups, np.int64)
+    if len(vectors) == 0:
+        return np.zeros(0, np.int64)
+    graph = knn_graph(vectors, k, neighbours)
+    roots = _linkage(graph, threshold, groups)
+    out = np.full(len(vectors), -1, np.int64)
+    out[: len(groups)] = groups
+    kept = {int(roots[i]): int(g) for i, g in enumerate(groups) if g >= 0}
+    members: dict[int, list[int]] = {}
+    for i, root in enumerate(roots):
+        members.setdefault(int(root), []).append(i)
+    following = int(groups.max(initial=-1)) + 1
+    for root, faces in sorted(members.items(), key=lambda item: item[1][0]):
+        if root in kept:
+            out[faces] = kept[root]
+        elif len(faces) >= min_faces:
+            out[faces] = following
+            following += 1
+    return out
+
+
+def _linkage(graph: csr_matrix, threshold: float, fixed: np.ndarray | None = None) -> np.ndarray:
     """Average linkage over graph edges: repeatedly merge the two connected groups of the
     highest mean similarity (summed over their edges, divided by the product of their sizes:
     pairs with no kNN edge count as 0 similarity, which keeps far-apart groups apart) while
-    it is at least ``threshold``. A lazy max-heap over group pairs; ties by group number."""
+    it is at least ``threshold``. A lazy max-heap over group pairs; ties by group number.
+    ``fixed``: groups of the first faces that start merged and never merge with each other.
+    Returns each face's group root."""
     import heapq
 
     n = graph.shape[0]
     parent = np.arange(n)
     size = np.ones(n, np.int64)
+    pinned = np.zeros(n, bool)  # a root that holds a fixed group
     links: list[dict[int, float]] = [dict() for _ in range(n)]  # group -> {neighbour group: summed similarity}
     coo = graph.tocoo()
     for i, j, w in zip(coo.row, coo.col, coo.data):
         if i < j:
             links[i][j] = links[i].get(j, 0.0) + float(w)
             links[j][i] = links[j].get(i, 0.0) + float(w)
-    heap = [(-total / (size[i] * size[j]), i, j) for i in range(n) for j, total in links[i].items() if i < j]
-    heapq.heapify(heap)
     alive = np.ones(n, bool)
+
+    def merge(keep: int, gone: int) -> None:
+        links[keep].pop(gone, None)
+        links[gone].pop(keep, None)
+        for other, total in links[gone].items():
+            links[other].pop(gone)
+            links[keep][other] = links[keep].get(other, 0.0) + total
+            links[other][keep] = links[keep][other]
+        links[gone] = {}
+        alive[gone] = False
+        parent[gone] = keep
+        size[keep] += size[gone]
+        pinned[keep] |= pinned[gone]
+
+    if fixed is not None:
+        first: dict[int, int] = {}
+        for i, label in enumerate(np.asarray(fixed).tolist()):
+            if label >= 0:
+                if label in first:
+                    merge(first[label], i)
+                else:
+                    first[label] = i
+                    pinned[i] = True
+    heap = [(-total / (size[i] * size[j]), i, j) for i in range(n) if alive[i] for j, total in links[i].items() if i < j]
+    heapq.heapify(heap)
     while heap:
         negative, a, b = heapq.heappop(heap)
         if not (alive[a] and alive[b]) or b not in links[a]:
@@ -97,17 +154,10 @@ def _linkage(graph: csr_matrix, threshold: float) -> np.ndarray:
             continue
         if mean < threshold:
             break
-        keep, gone = (a, b) if len(links[a]) >= len(links[b]) else (b, a)
-        del links[keep][gone]
-        del links[gone][keep]
-        for other, total in links[gone].items():
-            links[other].pop(gone)
-            links[keep][other] = links[keep].get(other, 0.0) + total
-            links[other][keep] = links[keep][other]
-        links[gone] = {}
-        alive[gone] = False
-        parent[gone] = keep
-        size[keep] += size[gone]
+        if pinned[a] and pinned[b]:  # two existing groups stay two
+            continue
+        keep, gone = (a, b) if (pinned[a], len(links[a])) >= (pinned[b], len(links[b])) else (b, a)
+        merge(keep, gone)
         for other, total in links[keep].items():
             heapq.heappush(heap, (-total / (size[keep] * size[other]), min(keep, other), max(keep, other)))
     return np.array([_root(parent, i) for i in range(n)])
