@@ -91,6 +91,28 @@ def rows_for(name: str, vectors: np.ndarray, people: np.ndarray) -> list[dict[st
     return rows
 
 
+def at_scale(size: int) -> dict[str, Any]:
+    """Time and peak memory of grouping ``size`` face-like vectors (benchmarks/run.py's:
+    4 photos a person, 512-d), linkage at the incremental row's threshold."""
+    import resource
+
+    from benchmarks.run import face_like_vectors
+    from facesearch.evaluation.clustering import report
+    from facesearch.people.clustering import knn_graph, group
+
+    gallery, _ = face_like_vectors(size, 512, 4, np.random.default_rng(0))
+    truth = np.arange(size) % max(1, size // 4)  # face_like_vectors: photo i is person i mod people
+    start = time.perf_counter()
+    knn_graph(gallery, 16)
+    graph_s = time.perf_counter() - start
+    labels = group(gallery, "linkage", INCREMENTAL)
+    total = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    figures = report(labels, truth)
+    return {"faces": size, "seconds": round(total - graph_s, 1), "knn_seconds": round(graph_s, 1),
+            "peak_rss_gib": round(peak, 2), "groups": figures["groups"], "bcubed_f": round(figures["bcubed"]["f"], 4)}
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["# Grouping unnamed faces (benchmarks/clustering.py)", "",
              "cfp-dev, names hidden: BCubed and pairwise precision / recall / F; ungrouped faces count as groups of one.", "",
@@ -107,7 +129,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", type=Path)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--scale", type=int, help="instead: time grouping this many face-like vectors")
     args = parser.parse_args()
+    if args.scale:
+        print(json.dumps(at_scale(args.scale)))
+        return
     models = args.model or [SFACE, ROOT / "facesearch" / "models" / "reference.onnx"]
     rows = []
     for model in models:
