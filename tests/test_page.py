@@ -65,3 +65,41 @@ def test_the_page_says_when_the_token_is_wrong(browser, home: Path, faces_dir: P
         page.set_input_files("#file", str(faces_dir / "person_0006" / "0001.jpg"))
         page.wait_for_function("() => document.querySelector('#status').innerText.length > 0")
         assert "bearer token" in page.inner_text("#status")
+
+
+FOUR_SIDE_BY_SIDE = """async () => {
+  const photo = document.createElement("canvas"); photo.width = 640; photo.height = 220;
+  const c = photo.getContext("2d"); c.fillStyle = "#c8b8a8"; c.fillRect(0, 0, 640, 220);
+  const image = new Image(); image.src = photo.toDataURL(); await image.decode();
+  const names = ["Amar'e_Stoudemire", "n000000", "Jennifer_Lopez-Muniz", "Bartholomew_Longname"];
+  const faces = names.map((name, i) => ({ box: [20 + i * 150, 40, 150 + i * 150, 200], identity: name,
+    score: 0.61 - i * 0.05, matches: [] }));
+  faces.push({ box: [600, 5, 640, 45], identity: "Edge_Person", score: 0.7, matches: [] });  // at the corner
+  draw(image, faces);
+  const canvas = document.querySelector("#canvas");
+  return { labels: JSON.parse(canvas.dataset.labels), width: canvas.width, height: canvas.height };
+}"""
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1100, "height": 800}, {"width": 375, "height": 740}])
+def test_labels_of_faces_close_together_never_overlap_nor_leave_the_photo(browser, home: Path, faces_dir: Path, viewport: dict) -> None:  # noqa: ANN001
+    """Four people side by side and one in the corner: every face's label is drawn, beside
+    its own box, inside the canvas, and no two labels cross; at phone width too, where the
+    page must not scroll sideways."""
+    with Gallery(home) as g:
+        g.enroll(faces_dir)
+    with served(home) as base:
+        page = browser.new_page(viewport=viewport)
+        page.goto(base)
+        drawn = page.evaluate(FOUR_SIDE_BY_SIDE)
+        labels, width, height = drawn["labels"], drawn["width"], drawn["height"]
+        assert sorted(label["n"] for label in labels) == [1, 2, 3, 4, 5]
+        for label in labels:
+            assert 0 <= label["x"] and label["x"] + label["w"] <= width and 0 <= label["y"] and label["y"] + label["h"] <= height
+        for a in labels:
+            for b in labels:
+                if a is not b:
+                    assert a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"] or a["y"] + a["h"] <= b["y"] or b["y"] + b["h"] <= a["y"], (a, b)
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"labels-{viewport['width']}.png"), full_page=True)
