@@ -135,3 +135,43 @@ def test_a_database_url_that_does_not_connect_is_one_clear_line(url: str, said: 
     with pytest.raises(GalleryError, match=said) as caught:
         Store(url).migrate()
     assert "\n" not in str(caught.value) and "secret" not in str(caught.value)
+
+
+def test_0005_keeps_every_face_and_never_reuses_an_id(database: str, home: Path) -> None:
+    """A 0004 gallery (a face per photo, each with a person) migrates to faces as rows: its
+    faces keep their ids and vectors, the id sequence goes on past the largest id ever given
+    (a removed face's included), a face may have no person, and a photo may give several."""
+    from alembic import command
+    from facesearch.migrations.runner import alembic_config
+    from sqlalchemy import create_engine
+
+    from facesearch.gallery.store import database_url
+
+    home.mkdir()
+    engine = create_engine(database_url(database))
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004")
+        conn.execute(text("INSERT INTO gallery (id, uuid, threshold, threshold_source, revision, index_kind, scoring) "
+                          "VALUES (1, 'u', 0.5, 'default', 3, 'flat', 'nearest')"))
+        conn.execute(text("INSERT INTO identities (id, name) VALUES (1, 'ada')"))
+        for face_id in (1, 2, 3):
+            conn.execute(text("INSERT INTO faces (id, identity_id, source_path, content_hash, embedding) "
+                              "VALUES (:i, 1, :p, :h, :e)"), {"i": face_id, "p": f"/p{face_id}.jpg", "h": f"h{face_id}",
+                                                               "e": np.full(4, face_id, np.float32).tobytes()})
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('faces', 'id'), 3)"))
+        conn.execute(text("DELETE FROM faces WHERE id = 3"))  # the largest id, removed before the upgrade
+    engine.dispose()
+    store = Store(database)
+    store.migrate()
+    assert current_revision(store.engine) == HEAD == "0005"
+    ids, vectors = store.embeddings([1, 2], 4)
+    assert ids.tolist() == [1, 2] and vectors[1].tolist() == [2.0] * 4
+    with store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO faces (identity_id, source_path, content_hash, face_number, embedding) "
+                          "VALUES (NULL, '/group.jpg', 'hg', 0, :e), (NULL, '/group.jpg', 'hg', 1, :e)"),
+                     {"e": np.zeros(4, np.float32).tobytes()})
+        new_ids = sorted(conn.execute(text("SELECT id FROM faces WHERE content_hash = 'hg'")).scalars())
+    assert new_ids[0] > 3  # 3 was given once: never again

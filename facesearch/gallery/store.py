@@ -35,6 +35,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     create_engine,
     delete,
     event,
@@ -90,20 +91,40 @@ class Identity(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
-class Face(Base):
-    """One enrolled image. ``id`` is also the vector's id in the FAISS index, so ids are
-    never reused (AUTOINCREMENT): a stale index can never attribute a vector to a newer face."""
+class Group(Base):
+    """A group of unnamed faces that look like one person (``facesearch cluster``). Ids are
+    never reused, so a group keeps its number for as long as it exists."""
 
-    __tablename__ = "faces"
+    __tablename__ = "groups"
     __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    identity_id: Mapped[int] = mapped_column(
-        ForeignKey("identities.id", ondelete="CASCADE"), index=True, nullable=False
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Face(Base):
+    """One face of an enrolled photo. ``id`` is also the vector's id in the FAISS index, so
+    ids are never reused (AUTOINCREMENT): a stale index can never attribute a vector to a
+    newer face. A named person's photo gives its largest face (``face_number`` 0); an
+    unnamed photo (``enroll --unnamed``) gives every face, largest first, with no person."""
+
+    __tablename__ = "faces"
+    __table_args__ = (
+        UniqueConstraint("content_hash", "face_number", name="uq_faces_photo_face"),
+        {"sqlite_autoincrement": True},
     )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    identity_id: Mapped[int | None] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"), index=True)
     source_path: Mapped[str] = mapped_column(Text, nullable=False)
-    content_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    face_number: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    box: Mapped[str | None] = mapped_column(Text)  # JSON [left, top, right, bottom]
+    landmarks: Mapped[str | None] = mapped_column(Text)  # JSON [[x, y] x 5]
+    detection_score: Mapped[float | None] = mapped_column(Float)
+    quality: Mapped[float | None] = mapped_column(Float)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL", name="fk_faces_group"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
