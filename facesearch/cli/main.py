@@ -244,6 +244,10 @@ def enroll(
         typer.Option(help="First re-embed the whole gallery with --model (another encoder)."),
     ] = False,
     strict: Annotated[bool, typer.Option(help="Exit 1 if any file failed.")] = False,
+    unnamed: Annotated[
+        bool, typer.Option(help="A photo library: every image below FOLDER, at any depth, and every face in it, "
+                           "stored with no name (to group with `cluster` and name later).")
+    ] = False,
     index_kind: Annotated[
         Optional[IndexKind],
         typer.Option(
@@ -262,7 +266,8 @@ def enroll(
     as_json: JsonOption = False,
 ) -> None:
     """Embed, store and index every new image of a gallery folder (incremental); from each
-    photo its largest face, when the encoder (or --detector) finds faces."""
+    photo its largest face, when the encoder (or --detector) finds faces; with --unnamed,
+    every face of every photo, without a name."""
     chosen = detector_choice(detector, no_detect)
     with failures(as_json):
         if reembed and model is None:
@@ -271,7 +276,7 @@ def enroll(
             if index_kind is not None:
                 gallery.set_index(index_kind.value)
             reembedded = gallery.reembed(model, batch_size, workers, progress, flip) if reembed else 0
-            report = gallery.enroll(folder, model, batch_size, workers, commit_every, progress, flip)
+            report = gallery.enroll(folder, model, batch_size, workers, commit_every, progress, flip, unnamed)
         result = report.to_dict()
         if reembed:
             result["reembedded"] = reembedded
@@ -294,6 +299,7 @@ def _print_enroll(r: dict[str, Any]) -> None:
     typer.echo(
         f"enrolled {r['enrolled']}, skipped {r['skipped']} already enrolled, "
         f"failed {len(r['failed'])}; gallery: {r['identities']} identities, {r['faces']} faces"
+        + (f" ({r['unnamed']} of the new ones unnamed)" if r["unnamed"] else "")
     )
 
 

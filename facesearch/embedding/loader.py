@@ -23,6 +23,7 @@ from facesearch.embedding.face_finding.base import Face
 from facesearch.embedding.face_finding.prepare import FacePreparer
 from facesearch.embedding.imaging import content_hash, decode, read_bytes, to_chw
 from facesearch.embedding.preprocessing import Preprocessing
+from facesearch.embedding.quality import face_quality
 
 
 @dataclass
@@ -40,11 +41,16 @@ class DecodedBatch:
     failures: list[tuple[int, str]]
     faces: list[Face | None] = field(default_factory=list)
     found: list[int | None] = field(default_factory=list)
+    face_numbers: list[int] = field(default_factory=list)  # which face of its photo (0: the largest)
+    qualities: list[float] = field(default_factory=list)  # facesearch.embedding.quality
 
 
-def decode_batch(paths: Sequence[Path], positions: Sequence[int], preparer: FacePreparer) -> DecodedBatch:
-    """Decode ``paths[p]`` for each position into its largest face; a bad file becomes a
-    failure with its reason instead of stopping the batch."""
+def decode_batch(
+    paths: Sequence[Path], positions: Sequence[int], preparer: FacePreparer, every_face: bool = False,
+) -> DecodedBatch:
+    """Decode ``paths[p]`` for each position into its largest face (``every_face``: into each
+    of its faces, largest first, one entry a face); a bad file becomes a failure with its
+    reason instead of stopping the batch."""
     batch = DecodedBatch([], None, [], [])
     pixels = []
     for position in positions:
@@ -52,15 +58,19 @@ def decode_batch(paths: Sequence[Path], positions: Sequence[int], preparer: Face
         try:
             data = read_bytes(path)
             image = decode(data, path, draft_side=preparer.draft_side)
-            face, found = preparer.largest(image, path)
+            photo = preparer.prepare(image, path)
         except ImageError as exc:
             batch.failures.append((position, exc.reason))
             continue
-        pixels.append(to_chw(face.pixels))
-        batch.positions.append(position)
-        batch.hashes.append(content_hash(data))
-        batch.faces.append(face.face)
-        batch.found.append(found)
+        digest = content_hash(data)
+        for number, face in enumerate(photo.faces if every_face else photo.faces[:1]):
+            pixels.append(to_chw(face.pixels))
+            batch.positions.append(position)
+            batch.hashes.append(digest)
+            batch.faces.append(face.face)
+            batch.found.append(photo.found)
+            batch.face_numbers.append(number)
+            batch.qualities.append(face_quality(face.pixels, face.face, preparer.size))
     if pixels:
         batch.images = np.stack(pixels)
     return batch
@@ -82,6 +92,7 @@ def face_loader(
     side: int | FacePreparer = 112,
     batch_size: int = 64,
     workers: int | None = None,
+    every_face: bool = False,
 ) -> Iterator[DecodedBatch]:
     """Batches of decoded faces in input order (failures included, see DecodedBatch);
     ``side``: a crop side (tight crops) or the preparer of an encoder's faces. At most
@@ -91,17 +102,19 @@ def face_loader(
     chunks = [range(start, min(start + batch_size, len(paths))) for start in range(0, len(paths), batch_size)]
     workers = default_workers(len(paths), batch_size, preparer.detects) if workers is None else workers
     if workers <= 0:
-        return (decode_batch(paths, chunk, preparer) for chunk in chunks)
-    return _threaded(paths, chunks, preparer, workers)
+        return (decode_batch(paths, chunk, preparer, every_face) for chunk in chunks)
+    return _threaded(paths, chunks, preparer, workers, every_face)
 
 
-def _threaded(paths: list[Path], chunks: list[range], preparer: FacePreparer, workers: int) -> Iterator[DecodedBatch]:
+def _threaded(
+    paths: list[Path], chunks: list[range], preparer: FacePreparer, workers: int, every_face: bool = False,
+) -> Iterator[DecodedBatch]:
     local = threading.local()
 
     def run(chunk: range) -> DecodedBatch:
         if not hasattr(local, "preparer"):
             local.preparer = preparer.fresh()
-        return decode_batch(paths, chunk, local.preparer)
+        return decode_batch(paths, chunk, local.preparer, every_face)
 
     pool = ThreadPoolExecutor(workers, thread_name_prefix="facesearch-decode")
     pending: deque[Future[DecodedBatch]] = deque()

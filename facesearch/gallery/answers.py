@@ -53,6 +53,7 @@ class EnrollReport:
     faces: int = 0
     several_faces: list[SeveralFaces] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    unnamed: int = 0  # of ``enrolled``, faces with no person (enroll --unnamed: every face of every photo)
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage: hash, decode (waiting on decode workers, detection included),
     embed, database, index."""
@@ -66,6 +67,7 @@ class EnrollReport:
             "faces": self.faces,
             "several_faces": [s.to_dict() for s in self.several_faces],
             "conflicts": [c.to_dict() for c in self.conflicts],
+            "unnamed": self.unnamed,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
 

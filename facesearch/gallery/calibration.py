@@ -64,7 +64,8 @@ def stranger_scores(index: SearchIndex, store: Store, rule: str) -> np.ndarray:
     """Every enrolled photo's best score against the people who are not its own, as a query
     under ``rule`` would score them."""
     state, ids = store.snapshot_ids()
-    records = store.faces(ids.tolist())
+    records = store.faces(ids.tolist())  # named people's faces: unnamed ones are nobody's strangers
+    ids = np.array([i for i in ids.tolist() if i in records], np.int64)
     people = {r.identity for r in records.values()}
     if len(people) < 2:
         raise InputError(f"the gallery has {len(people)} person: a label-free threshold needs at least two "

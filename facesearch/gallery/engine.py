@@ -45,7 +45,7 @@ from facesearch.gallery.home import Home
 from facesearch.embedding.imaging import content_hash, read_bytes
 from facesearch.gallery.indexing import GalleryIndex
 from facesearch.index.spec import IndexSpec
-from facesearch.gallery.layouts import LabelledImage, Problem, check_identity, gallery_images
+from facesearch.gallery.layouts import LabelledImage, Problem, check_identity, gallery_images, unnamed_images
 from facesearch.gallery.locking import GalleryLock
 from facesearch.migrations import stored_revision
 from facesearch.gallery.store import DEFAULT_THRESHOLD, GalleryState, NewFace, Store
@@ -148,29 +148,39 @@ class Gallery:
         encoder, fp = self.binding.load(model, flip)
         with self.lock:
             sources = self.store.sources()
-            paths = [Path(path) for _, path, _ in sources]
+            photos = sorted({path for _, path, _, _ in sources})
+            row_of = {(path, number): row for row, (_, path, _, number) in enumerate(sources)}
+            hash_of = {path: digest for _, path, digest, _ in sources}
             vectors = np.zeros((len(sources), encoder.dim), np.float32)
+            filled = np.zeros(len(sources), bool)
             problems: list[str] = []
             done = 0
-            loader = face_loader(paths, self.preparer(encoder), batch_size, workers)
+            several = any(number > 0 for _, _, _, number in sources)  # unnamed photos: every face
+            loader = face_loader([Path(p) for p in photos], self.preparer(encoder), batch_size, workers, every_face=several)
             for batch in loader:
-                problems += [f"{paths[pos]}: {err}" for pos, err in batch.failures]
-                problems += [
-                    f"{paths[pos]}: content changed since it was enrolled"
-                    for pos, digest in zip(batch.positions, batch.hashes)
-                    if digest != sources[pos][2]
-                ]
+                problems += [f"{photos[pos]}: {err}" for pos, err in batch.failures]
+                problems += sorted({
+                    f"{photos[pos]}: content changed since it was enrolled"
+                    for pos, digest in zip(batch.positions, batch.hashes) if digest != hash_of[photos[pos]]
+                })
                 if batch.images is not None:
-                    vectors[batch.positions] = encoder.embed_faces(batch.images)
-                done += len(batch.positions) + len(batch.failures)
-                progress("re-embedding", done, len(sources))
+                    wanted = [(i, row_of[(photos[pos], number)]) for i, (pos, number)
+                              in enumerate(zip(batch.positions, batch.face_numbers)) if (photos[pos], number) in row_of]
+                    if wanted:
+                        embedded = encoder.embed_faces(batch.images[[i for i, _ in wanted]])
+                        vectors[[row for _, row in wanted]] = embedded
+                        filled[[row for _, row in wanted]] = True
+                done += len(set(batch.positions)) + len(batch.failures)
+                progress("re-embedding", done, len(photos))
+            missing = [f"{sources[row][1]}: face {sources[row][3]} is no longer found" for row in np.flatnonzero(~filled)]
+            problems += missing if not problems else []
             if problems:
                 more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
                 raise GalleryError(
                     f"cannot re-embed, nothing was changed: {'; '.join(problems[:3])}{more}"
                 )
             self.binding.install(Path(model), fp, flip)
-            ids = [face_id for face_id, _, _ in sources]
+            ids = [face_id for face_id, _, _, _ in sources]
             self.store.rebind(fp, encoder.describe(), encoder.dim, ids, vectors)
             self.index.reset()
             if self.store.gallery().threshold_source in ("encoder", "fpir"):  # the old encoder's: stale
@@ -189,11 +199,17 @@ class Gallery:
         commit_every: int = 2048,
         progress: Progress = quiet,
         flip: bool | None = None,
+        unnamed: bool = False,
     ) -> EnrollReport:
         """Embed and store every new image of a gallery folder (or of images already listed
         with their identities: serve's uploads); already-enrolled content (by SHA-256 of the
-        file) is skipped, bad files are reported and the rest goes on."""
-        images, problems = gallery_images(source) if isinstance(source, (str, Path)) else (list(source), [])
+        file) is skipped, bad files are reported and the rest goes on. A named photo gives its
+        largest face; ``unnamed``: every image below the folder, at any depth, gives every
+        face it holds, with no person (to be grouped and named later)."""
+        if isinstance(source, (str, Path)):
+            images, problems = unnamed_images(source) if unnamed else gallery_images(source)
+        else:
+            images, problems = list(source), []
         start = time.perf_counter()
         report = EnrollReport(failed=list(problems))
         encoder = self.bind_encoder(model, flip)
@@ -204,24 +220,27 @@ class Gallery:
             todo = self._new_images(images, report, progress)
         pending: list[NewFace] = []
         done = 0
-        loader = iter(face_loader([i.path for i in todo], preparer, batch_size, workers))
+        loader = iter(face_loader([i.path for i in todo], preparer, batch_size, workers, every_face=unnamed))
         while True:
             with report.timed("decode"):
                 batch = next(loader, None)
             if batch is None:
                 break
             report.failed.extend(Problem(todo[pos].path, err) for pos, err in batch.failures)
-            report.several_faces.extend(
-                SeveralFaces(todo[pos].path, found, face)
-                for pos, found, face in zip(batch.positions, batch.found, batch.faces)
-                if found and found > 1 and face is not None
-            )
+            if not unnamed:
+                report.several_faces.extend(
+                    SeveralFaces(todo[pos].path, found, face)
+                    for pos, found, face in zip(batch.positions, batch.found, batch.faces)
+                    if found and found > 1 and face is not None
+                )
             if batch.images is not None:
                 with report.timed("embed"):
                     vectors = encoder.embed_faces(batch.images)
                 pending.extend(
-                    NewFace(todo[pos].identity, str(todo[pos].path.resolve()), digest, vector)
-                    for pos, digest, vector in zip(batch.positions, batch.hashes, vectors)
+                    NewFace(todo[pos].identity, str(todo[pos].path.resolve()), digest, vector, number,
+                            face.to_dict() if face is not None else None, quality)
+                    for pos, digest, vector, number, face, quality in zip(
+                        batch.positions, batch.hashes, vectors, batch.face_numbers, batch.faces, batch.qualities)
                 )
             if len(pending) >= commit_every:
                 self._commit(pending, report)
@@ -279,9 +298,10 @@ class Gallery:
                 claims.setdefault(result, []).append(item)
         todo: list[LabelledImage] = []
         for digest, items in claims.items():
-            names = sorted({i.identity for i in items} | ({known[digest]} if digest in known else set()))
+            before = known.get(digest)  # a photo enrolled before: under a name, or unnamed (None)
+            names = sorted({i.identity for i in items if i.identity is not None} | ({before} if before else set()))
             if len(names) > 1:  # one photo, two people: the user decides, not the file order
-                report.conflicts.append(Conflict([i.path for i in items], names, known.get(digest)))
+                report.conflicts.append(Conflict([i.path for i in items], names, before))
             elif digest in known:
                 report.skipped += len(items)
             else:
@@ -305,6 +325,7 @@ class Gallery:
                 with report.timed("index"):
                     self.index.added(index, ids, np.stack([f.embedding for f in kept]), revision)
         report.enrolled += len(ids)
+        report.unnamed += sum(1 for face in kept if face.identity is None)
         report.skipped += len(faces) - len(ids)
 
     def set_index(self, kind: str, **params: Any) -> IndexSpec:
@@ -484,14 +505,15 @@ class Gallery:
         return self.store.counts()
 
     def stored_embeddings(self) -> tuple[np.ndarray, list[str]]:
-        """Every enrolled face's unit embedding (N x D, face id order) and whose it is: the
-        database's vectors, for evaluation that compares against all of them."""
+        """Every named person's face: unit embedding (N x D, face id order) and whose it is:
+        the database's vectors, for evaluation that compares against all of them."""
         state, ids = self.store.snapshot_ids()
         if not len(ids):
             return np.zeros((0, state.dim or 0), np.float32), []
         ids, vectors = self.store.embeddings(ids, state.dim)
-        records = self.store.faces(ids.tolist())
-        return vectors, [records[int(i)].identity for i in ids]
+        records = self.store.faces(ids.tolist())  # named people's faces only
+        named = np.array([int(i) in records for i in ids], bool)
+        return vectors[named], [records[int(i)].identity for i in ids[named]]
 
     def identities(self) -> list[dict[str, Any]]:
         return [{"identity": name, "faces": faces} for name, faces in self.store.identities()]
@@ -514,6 +536,7 @@ class Gallery:
             "model": model,
             "identities": identities,
             "faces": faces,
+            "unnamed": self.store.unnamed_count(),
             "threshold": row.threshold,
             "threshold_source": row.threshold_source,
             "scoring": row.scoring,

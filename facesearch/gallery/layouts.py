@@ -13,7 +13,7 @@ from facesearch.embedding.imaging import is_candidate
 
 @dataclass(frozen=True)
 class LabelledImage:
-    identity: str
+    identity: str | None  # None: a photo of people nobody has named (enroll --unnamed)
     path: Path
 
 
@@ -79,3 +79,18 @@ def gallery_images(root: str | Path) -> tuple[list[LabelledImage], list[Problem]
             f"{root}: no images found (expected DIR/<identity>/<images> or DIR/<identity>.<ext>)"
         )
     return images, problems
+
+
+def unnamed_images(root: str | Path) -> tuple[list[LabelledImage], list[Problem]]:
+    """Every image below ``root``, at any depth, with no name (``enroll --unnamed``: a photo
+    library, whose folders are albums, not people). Hidden files and folders are skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder" if not root.exists() else f"{root}: not a folder")
+    files = sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and is_candidate(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+    if not files:
+        raise InputError(f"{root}: no images found below it")
+    return [LabelledImage(None, path) for path in files], []

@@ -140,10 +140,13 @@ class GalleryState:
 
 @dataclass(frozen=True)
 class NewFace:
-    identity: str
+    identity: str | None  # None: an unnamed face (enroll --unnamed)
     source_path: str
     content_hash: str
     embedding: np.ndarray
+    face_number: int = 0  # which face of its photo, largest first
+    face: dict[str, Any] | None = None  # box, landmarks, detection_score (Face.to_dict); None: the whole photo
+    quality: float | None = None
 
 
 @dataclass(frozen=True)
@@ -328,46 +331,57 @@ class Store:
                 found.update(session.scalars(select(Face.source_path).where(Face.source_path.in_(chunk))))
         return found
 
-    def known_hashes(self, hashes: Iterable[str]) -> dict[str, str]:
-        """Which of these content hashes are already enrolled: {hash: identity name}."""
+    def known_hashes(self, hashes: Iterable[str]) -> dict[str, str | None]:
+        """Which of these photos (content hashes) are already enrolled: {hash: the person's
+        name, or None for a photo of unnamed faces}."""
         wanted = list(set(hashes))
-        found: dict[str, str] = {}
+        found: dict[str, str | None] = {}
         with self.session() as session:
             for chunk in _chunks(wanted, 500):
                 rows = session.execute(
                     select(Face.content_hash, Identity.name)
-                    .join(Identity, Face.identity_id == Identity.id)
+                    .outerjoin(Identity, Face.identity_id == Identity.id)
                     .where(Face.content_hash.in_(chunk))
                 )
-                found.update((digest, name) for digest, name in rows)
+                for digest, name in rows:
+                    if found.get(digest) is None:
+                        found[digest] = name
         return found
 
     def add_faces(self, faces: Sequence[NewFace]) -> tuple[list[int], list[NewFace], int]:
-        """Insert faces in one transaction, skipping content already present.
+        """Insert faces in one transaction, skipping faces (photo content, face number)
+        already present.
 
         Returns (ids, the faces inserted, the new revision).
         """
         with self.session() as session:
             self._writing(session)
-            present = set(
-                session.scalars(
-                    select(Face.content_hash).where(
-                        Face.content_hash.in_([f.content_hash for f in faces])
+            present = {
+                (digest, number)
+                for digest, number in session.execute(
+                    select(Face.content_hash, Face.face_number).where(
+                        Face.content_hash.in_(list({f.content_hash for f in faces}))
                     )
                 )
-            )
+            }
             kept, seen = [], set(present)
             for face in faces:
-                if face.content_hash not in seen:
-                    seen.add(face.content_hash)
+                key = (face.content_hash, face.face_number)
+                if key not in seen:
+                    seen.add(key)
                     kept.append(face)
-            identities = self._identity_ids(session, {f.identity for f in kept})
+            identities = self._identity_ids(session, {f.identity for f in kept if f.identity is not None})
             rows = [
                 Face(
-                    identity_id=identities[face.identity],
+                    identity_id=identities[face.identity] if face.identity is not None else None,
                     source_path=face.source_path,
                     content_hash=face.content_hash,
+                    face_number=face.face_number,
                     embedding=np.ascontiguousarray(face.embedding, dtype=np.float32).tobytes(),
+                    box=json.dumps(face.face["box"]) if face.face else None,
+                    landmarks=json.dumps(face.face["landmarks"]) if face.face else None,
+                    detection_score=face.face["detection_score"] if face.face else None,
+                    quality=face.quality,
                 )
                 for face in kept
             ]
@@ -469,11 +483,13 @@ class Store:
                     blobs.setdefault(name, []).append(blob)
         return {name: np.frombuffer(b"".join(parts), dtype=np.float32).reshape(-1, dim) for name, parts in blobs.items()}
 
-    def sources(self) -> list[tuple[int, str, str]]:
-        """(id, source path, content hash) of every face, in id order."""
+    def sources(self) -> list[tuple[int, str, str, int]]:
+        """(id, source path, content hash, face number) of every face, in id order."""
         with self.session() as session:
-            rows = session.execute(select(Face.id, Face.source_path, Face.content_hash).order_by(Face.id))
-            return [(i, path, digest) for i, path, digest in rows]
+            rows = session.execute(
+                select(Face.id, Face.source_path, Face.content_hash, Face.face_number).order_by(Face.id)
+            )
+            return [(i, path, digest, number) for i, path, digest, number in rows]
 
     def rebind(
         self, fingerprint: str, config: dict, dim: int, ids: Sequence[int], vectors: np.ndarray
@@ -498,7 +514,8 @@ class Store:
             )
 
     def faces(self, ids: Sequence[int]) -> dict[int, FaceRecord]:
-        """Identity and source of the given face ids (ids no longer present are absent)."""
+        """Person and source of the given face ids that are named people's (ids no longer
+        present, and unnamed faces, are absent)."""
         records: dict[int, FaceRecord] = {}
         with self.session() as session:
             for chunk in _chunks([int(i) for i in ids], 900):
@@ -521,11 +538,16 @@ class Store:
             return [(name, count) for name, count in rows]
 
     def counts(self) -> tuple[int, int]:
-        """(identities, faces)."""
+        """(identities, faces), unnamed faces included."""
         with self.session() as session:
             identities = session.scalar(select(func.count(Identity.id))) or 0
             faces = session.scalar(select(func.count(Face.id))) or 0
             return identities, faces
+
+    def unnamed_count(self) -> int:
+        """Faces that belong to no named person."""
+        with self.session() as session:
+            return session.scalar(select(func.count(Face.id)).where(Face.identity_id.is_(None))) or 0
 
 
 def _gallery_row(session: Session) -> GalleryRow:

@@ -124,11 +124,6 @@ class FacePreparer:
         chosen = faces[: self.max_faces] if self.max_faces else faces
         return PreparedPhoto([PreparedFace(self._face_pixels(rgb, f), f) for f in chosen], len(faces))
 
-    def largest(self, image: Image.Image, source: str | Path = "<image>") -> tuple[PreparedFace, int | None]:
-        """The photo's largest face (what enroll and bench take), and how many were found."""
-        photo = self.prepare(image, source)
-        return photo.faces[0], photo.found
-
     def find(self, rgb: np.ndarray, source: str | Path = "<image>") -> list[Face]:
         """The faces of an RGB photo of at least ``min_face`` px, largest first; [] when
         none was found and ``fallback`` is on (otherwise a clear ImageError)."""

@@ -1,0 +1,85 @@
+"""Faces as first-class rows (issue 29): `enroll --unnamed` keeps every face of every photo of
+a library, at any depth, with no name; each face keeps its box, landmarks, detection score and
+quality; named people answer as before; re-embedding keeps every face."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from facesearch.gallery.engine import Gallery
+from tests import planted
+from tests.conftest import CROP_ENCODER
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Path:
+    """Three photos in nested albums: two, three and one faces, pasted apart on white."""
+    root = tmp_path_factory.mktemp("library")
+    face = lambda person, n: faces_dir / f"person_{person:04d}" / f"{n:04d}.jpg"  # noqa: E731
+    (root / "album" / "trip").mkdir(parents=True)
+    (root / "other").mkdir()
+    planted.compose([(face(1, 0), (20, 40, 120)), (face(2, 0), (300, 60, 140))]).save(root / "album" / "a.jpg")
+    planted.compose([(face(3, 1), (10, 10, 100)), (face(4, 1), (200, 150, 110)), (face(5, 1), (420, 30, 150))]).save(
+        root / "album" / "trip" / "b.jpg")
+    planted.compose([(face(6, 2), (200, 100, 180))]).save(root / "other" / "c.jpg")
+    (root / ".hidden").mkdir()
+    planted.compose([(face(7, 2), (200, 100, 180))]).save(root / ".hidden" / "d.jpg")
+    return root
+
+
+def rows(home: Path) -> list[dict]:
+    with Gallery(home) as g, g.store.engine.connect() as conn:
+        found = conn.execute(text("SELECT id, identity_id, source_path, face_number, box, landmarks, detection_score, quality "
+                                  "FROM faces ORDER BY id")).mappings().all()
+    return [dict(row) for row in found]
+
+
+def test_every_face_of_every_photo_is_kept_without_a_name(home: Path, library: Path) -> None:
+    with Gallery(home, detector="planted") as gallery:
+        report = gallery.enroll(library, model=CROP_ENCODER, unnamed=True)
+        assert (report.enrolled, report.unnamed, report.identities, report.faces) == (6, 6, 0, 6)
+        assert report.to_dict()["unnamed"] == 6 and report.several_faces == []
+        assert gallery.info()["unnamed"] == 6
+        again = gallery.enroll(library, unnamed=True)
+        assert (again.enrolled, again.skipped) == (0, 3)  # photos, by content: nothing twice
+    stored = rows(home)
+    assert [r["identity_id"] for r in stored] == [None] * 6
+    per_photo = {}
+    for r in stored:
+        per_photo.setdefault(Path(r["source_path"]).name, []).append(r["face_number"])
+    assert per_photo == {"a.jpg": [0, 1], "b.jpg": [0, 1, 2], "c.jpg": [0]}  # the hidden album is left out
+    for r in stored:
+        box, marks = json.loads(r["box"]), json.loads(r["landmarks"])
+        assert len(box) == 4 and len(marks) == 5 and r["detection_score"] == pytest.approx(0.99)
+        assert 0.0 < r["quality"] <= 1.0
+
+
+def test_named_people_answer_as_before_beside_unnamed_faces(home: Path, library: Path, faces_dir: Path) -> None:
+    with Gallery(home, detector="planted") as gallery:
+        gallery.enroll(library, model=CROP_ENCODER, unnamed=True)
+    with Gallery(home, detector="none") as gallery:  # the named people's photos are face crops
+        gallery.enroll(faces_dir)
+        answer = gallery.query(faces_dir / "person_0003" / "0002.jpg", top_k=3)
+        assert answer.identity == "person_0003" and all(m.identity for m in answer.matches)
+        assert (gallery.info()["identities"], gallery.info()["faces"], gallery.info()["unnamed"]) == (8, 30, 6)
+        assert gallery.estimate_threshold(0.1).estimated_from == 24  # unnamed faces are nobody's strangers
+
+
+def test_re_embedding_keeps_every_face_of_a_photo(home: Path, library: Path) -> None:
+    with Gallery(home, detector="planted") as gallery:
+        gallery.enroll(library, model=CROP_ENCODER, unnamed=True)
+        before = {r["id"]: r["face_number"] for r in rows(home)}
+        assert gallery.reembed(CROP_ENCODER, flip=True) == 6
+    assert {r["id"]: r["face_number"] for r in rows(home)} == before
+
+
+def test_an_empty_library_is_a_clear_error(home: Path, tmp_path: Path) -> None:
+    from facesearch.errors import InputError
+
+    (tmp_path / "empty" / "album").mkdir(parents=True)
+    with Gallery(home) as gallery, pytest.raises(InputError, match="no images found below it"):
+        gallery.enroll(tmp_path / "empty", unnamed=True)
