@@ -38,5 +38,9 @@ class UnknownIdentity(InputError):
     """An identity the gallery does not hold (remove: HTTP 404)."""
 
 
+class UnknownFace(UnknownIdentity):
+    """A face id or group number the gallery does not have (HTTP 404, like a person)."""
+
+
 class StorageError(FaceSearchError):
     """A write the disk refused (no space left): nothing half-written is kept."""

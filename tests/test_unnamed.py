@@ -83,3 +83,31 @@ def test_an_empty_library_is_a_clear_error(home: Path, tmp_path: Path) -> None:
     (tmp_path / "empty" / "album").mkdir(parents=True)
     with Gallery(home) as gallery, pytest.raises(InputError, match="no images found below it"):
         gallery.enroll(tmp_path / "empty", unnamed=True)
+
+
+def test_faces_lists_and_remove_face_deletes_one_without_a_trace(home: Path, library: Path, faces_dir: Path) -> None:
+    from tests.conftest import cli_json
+
+    with Gallery(home, detector="planted") as gallery:
+        gallery.enroll(library, model=CROP_ENCODER, unnamed=True)
+    with Gallery(home, detector="none") as gallery:
+        gallery.enroll(faces_dir)
+    listed = cli_json("faces")["faces"]
+    assert len(listed) == 30 and set(listed[0]) == {"id", "person", "group", "path", "box", "quality"}
+    unnamed = cli_json("faces", "--unnamed")["faces"]
+    assert len(unnamed) == 6 and all(f["person"] is None and f["group"] is None for f in unnamed)
+    ada = cli_json("faces", "--person", "person_0002")["faces"]
+    assert len(ada) == 3 and {f["person"] for f in ada} == {"person_0002"}
+    assert "no identity 'nobody'" in cli_json("faces", "--person", "nobody", code=1)["error"]
+    assert "no group 7" in cli_json("faces", "--group", 7, code=1)["error"]
+
+    victim, kept = unnamed[1]["id"], unnamed[2]["id"]
+    with Gallery(home) as gallery:
+        blob, other = (gallery.store.embeddings([i])[1].tobytes() for i in (victim, kept))
+    assert cli_json("remove", "--face", victim) == {"removed_face": victim}
+    assert victim not in [f["id"] for f in cli_json("faces")["faces"]]
+    assert cli_json("info")["unnamed"] == 5
+    raw = b"".join(path.read_bytes() for path in home.glob("gallery.db*"))
+    assert other in raw and blob not in raw  # the check sees embeddings; the removed one is gone
+    assert "no face 99999" in cli_json("remove", "--face", 99999, code=1)["error"]
+    assert cli_json("remove", code=2)["usage"] is True

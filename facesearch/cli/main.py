@@ -436,16 +436,51 @@ def identities(home: HomeOption = None, database_url: DatabaseOption = None, as_
 
 @app.command()
 def remove(
-    identity: Annotated[str, typer.Argument(help="The identity to delete, with all their faces.")],
+    identity: Annotated[
+        Optional[str], typer.Argument(help="The identity to delete, with all their faces.", show_default=False)
+    ] = None,
+    face: Annotated[Optional[int], typer.Option("--face", help="Delete one face instead, by its id (`facesearch faces`).",
+                                                show_default=False)] = None,
     home: HomeOption = None,
     database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete a person: their rows, embeddings and index vectors (none of their data remains)."""
+    """Delete a person (their rows, embeddings and index vectors), or one face with --face:
+    none of the data remains in the database files."""
+    if (identity is None) == (face is None):
+        raise typer.BadParameter("give an IDENTITY, or --face ID (one of them)", param_hint="IDENTITY")
     with failures(as_json):
         with open_gallery(home, database_url) as gallery:
-            result = {"removed": identity, "faces": gallery.remove(identity)}
-        emit(as_json, result, lambda r: typer.echo(f"removed {r['removed']} ({r['faces']} faces)"))
+            if face is not None:
+                result: dict[str, Any] = {"removed_face": gallery.remove_face(face)}
+            else:
+                result = {"removed": identity, "faces": gallery.remove(identity)}
+        emit(as_json, result, lambda r: typer.echo(
+            f"removed face {r['removed_face']}" if "removed_face" in r else f"removed {r['removed']} ({r['faces']} faces)"))
+
+
+@app.command()
+def faces(
+    person: Annotated[Optional[str], typer.Option(help="Only this person's faces.", show_default=False)] = None,
+    group: Annotated[Optional[int], typer.Option(help="Only this group's faces.", show_default=False)] = None,
+    unnamed: Annotated[bool, typer.Option(help="Only the faces with no person.")] = False,
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The gallery's faces: id, person, group, photo, box and quality (`remove --face ID`)."""
+    with failures(as_json):
+        with open_gallery(home, database_url) as gallery:
+            result = {"faces": gallery.faces(person, group, unnamed)}
+
+        def human(r: dict[str, Any]) -> None:
+            table = Table("id", "person", "group", "quality", "photo", "box", box=None)
+            for f in r["faces"]:
+                table.add_row(str(f["id"]), f["person"] or "-", "-" if f["group"] is None else str(f["group"]),
+                              "-" if f["quality"] is None else f"{f['quality']:.2f}", f["path"], str(f["box"] or "-"))
+            Console().print(table)
+
+        emit(as_json, result, human)
 
 
 @app.command()

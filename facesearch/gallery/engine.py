@@ -39,7 +39,7 @@ from facesearch.embedding.loader import face_loader
 from facesearch.devices import runtime_device
 from facesearch.gallery.binding import EncoderBinding
 from facesearch.embedding.encoders import FaceEncoder
-from facesearch.errors import GalleryError, ImageError, InputError, UnknownIdentity
+from facesearch.errors import GalleryError, ImageError, InputError, UnknownFace, UnknownIdentity
 from facesearch.embedding.face_finding.prepare import FacePreparer, preparer_for
 from facesearch.gallery.home import Home
 from facesearch.embedding.imaging import content_hash, read_bytes
@@ -452,6 +452,29 @@ class Gallery:
                 self.index.removed(index, ids, revision)
             self._uploads.forget_person(identity)
             return len(ids)
+
+    def remove_face(self, face_id: int) -> int:
+        """Delete one face: its row, embedding and index vector, leaving no copy in the
+        database files (as ``remove`` does for a person). Returns the id removed."""
+        with self.lock:
+            bound = self.store.state().dim is not None
+            index = self.index.synced() if bound else None
+            removed = self.store.remove_face(face_id)
+            if removed is None:
+                raise UnknownFace(f"no face {face_id} in the gallery (facesearch faces lists them)")
+            ids, revision = removed
+            if index is not None:
+                self.index.removed(index, ids, revision)
+            return ids[0]
+
+    def faces(self, person: str | None = None, group: int | None = None, unnamed: bool = False) -> list[dict[str, Any]]:
+        """The gallery's faces, ``{id, person, group, path, box, quality}``: all of them, or
+        one person's, one group's, or the unnamed ones (an unknown person or group: an error)."""
+        if person is not None and not self.store.has_identity(person):
+            raise UnknownIdentity(f"no identity {person!r} in the gallery")
+        if group is not None and not self.store.has_group(group):
+            raise UnknownFace(f"no group {group} in the gallery (facesearch people lists them)")
+        return self.store.list_faces(person, group, unnamed)
 
     def _calibrate(self, encoder: FaceEncoder) -> None:
         """A gallery nobody has set a threshold for decides at its encoder's stated one, or,

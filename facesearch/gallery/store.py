@@ -434,6 +434,49 @@ class Store:
         self.compact_journal()
         return ids, revision
 
+    def remove_face(self, face_id: int) -> tuple[list[int], int] | None:
+        """Delete one face: ([its id], new revision), or None if there is no such face. A
+        person left with no face stays (named, with 0 faces) until removed."""
+        with self.session() as session:
+            self._writing(session)
+            if session.get(Face, int(face_id)) is None:
+                return None
+            session.execute(delete(Face).where(Face.id == int(face_id)))
+            revision = self._bump(session)
+        self.compact_journal()
+        return [int(face_id)], revision
+
+    def list_faces(
+        self, person: str | None = None, group: int | None = None, unnamed: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Faces in id order, each ``{id, person, group, path, box, quality}`` (person and group
+        None when none): all of them, or one person's, one group's, or the unnamed ones."""
+        query = (
+            select(Face.id, Identity.name, Face.group_id, Face.source_path, Face.box, Face.quality)
+            .outerjoin(Identity, Face.identity_id == Identity.id)
+            .order_by(Face.id)
+        )
+        if person is not None:
+            query = query.where(Identity.name == person)
+        if group is not None:
+            query = query.where(Face.group_id == group)
+        if unnamed:
+            query = query.where(Face.identity_id.is_(None))
+        with self.session() as session:
+            return [
+                {"id": face_id, "person": name, "group": group_id, "path": path,
+                 "box": json.loads(box) if box else None, "quality": quality}
+                for face_id, name, group_id, path, box, quality in session.execute(query)
+            ]
+
+    def has_identity(self, name: str) -> bool:
+        with self.session() as session:
+            return session.scalar(select(Identity.id).where(Identity.name == name)) is not None
+
+    def has_group(self, group: int) -> bool:
+        with self.session() as session:
+            return session.get(Group, int(group)) is not None
+
     def compact_journal(self) -> None:
         """Leave no copy of deleted rows where this process can reach: SQLite folds its WAL
         into the database and truncates it (secure_delete has zeroed the pages); PostgreSQL
@@ -444,7 +487,7 @@ class Store:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         elif self.backend == "postgresql":
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("VACUUM faces, identities")
+                conn.exec_driver_sql("VACUUM faces, identities, groups")
 
     def snapshot_ids(self) -> tuple[GalleryState, np.ndarray]:
         """The gallery state and every face id, read in one transaction (a consistent pair)."""
