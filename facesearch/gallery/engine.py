@@ -18,7 +18,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -441,31 +441,29 @@ class Gallery:
 
     def remove(self, identity: str) -> int:
         """Delete a person: their rows, embeddings and index vectors. Returns faces removed."""
-        with self.lock:
-            bound = self.store.state().dim is not None
-            index = self.index.synced() if bound else None
-            removed = self.store.remove_identity(identity)
-            if removed is None:
-                raise UnknownIdentity(f"no identity {identity!r} in the gallery")
-            ids, revision = removed
-            if index is not None:
-                self.index.removed(index, ids, revision)
-            self._uploads.forget_person(identity)
-            return len(ids)
+        ids = self._delete(lambda: self.store.remove_identity(identity),
+                           UnknownIdentity(f"no identity {identity!r} in the gallery"))
+        self._uploads.forget_person(identity)
+        return len(ids)
 
     def remove_face(self, face_id: int) -> int:
         """Delete one face: its row, embedding and index vector, leaving no copy in the
         database files (as ``remove`` does for a person). Returns the id removed."""
+        return self._delete(lambda: self.store.remove_face(face_id),
+                            UnknownFace(f"no face {face_id} in the gallery (facesearch faces lists them)"))[0]
+
+    def _delete(self, removal: Callable[[], tuple[list[int], int] | None], missing: Exception) -> list[int]:
+        """Run a store removal under the lock and take its faces out of the index (``missing``
+        is raised when there was nothing to remove). Returns the face ids removed."""
         with self.lock:
-            bound = self.store.state().dim is not None
-            index = self.index.synced() if bound else None
-            removed = self.store.remove_face(face_id)
+            index = self.index.synced() if self.store.state().dim is not None else None
+            removed = removal()
             if removed is None:
-                raise UnknownFace(f"no face {face_id} in the gallery (facesearch faces lists them)")
+                raise missing
             ids, revision = removed
             if index is not None:
                 self.index.removed(index, ids, revision)
-            return ids[0]
+            return ids
 
     def faces(self, person: str | None = None, group: int | None = None, unnamed: bool = False) -> list[dict[str, Any]]:
         """The gallery's faces, ``{id, person, group, path, box, quality}``: all of them, or
