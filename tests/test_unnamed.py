@@ -111,3 +111,44 @@ def test_faces_lists_and_remove_face_deletes_one_without_a_trace(home: Path, lib
     assert other in raw and blob not in raw  # the check sees embeddings; the removed one is gone
     assert "no face 99999" in cli_json("remove", "--face", 99999, code=1)["error"]
     assert cli_json("remove", code=2)["usage"] is True
+
+
+def test_cluster_groups_unnamed_faces_incrementally(home: Path, tmp_path: Path, faces_dir: Path) -> None:
+    """Two albums of the same three people, enrolled and clustered one after the other: the
+    second album's faces join the first album's groups, which keep their numbers."""
+    from tests.conftest import cli_json
+
+    people = [1, 2, 3]
+    for album, sample in (("one", 0), ("two", 1)):
+        (tmp_path / album).mkdir()
+        for k, person in enumerate(people):
+            planted.compose([(faces_dir / f"person_{person:04d}" / f"{sample:04d}.jpg", (40, 60, 150)),
+                             (faces_dir / f"person_{(person % 3) + 4:04d}" / f"{sample:04d}.jpg", (350, 60, 150))]
+                            ).save(tmp_path / album / f"{k}.jpg")
+    nothing = cli_json("cluster")  # nothing unnamed yet: exit 0, no group
+    assert (nothing["groups"], nothing["ungrouped"]) == ([], 0)
+    with Gallery(home, detector="planted") as gallery:
+        gallery.enroll(tmp_path / "one", model=CROP_ENCODER, unnamed=True)
+    first = cli_json("cluster", "--threshold", 0.5)
+    assert set(first) == {"groups", "ungrouped", "seconds"}
+    with Gallery(home, detector="planted") as gallery:
+        gallery.enroll(tmp_path / "two", unnamed=True)
+    second = cli_json("cluster", "--threshold", 0.5)
+    before = {g["id"]: g["faces"] for g in first["groups"]}
+    after = {g["id"]: g["faces"] for g in second["groups"]}
+    assert set(before) <= set(after)  # no group renumbered
+    assert sum(after.values()) + second["ungrouped"] == 12
+    listed = cli_json("faces", "--unnamed")["faces"]
+    assert sorted(after.values()) == [2] * 6  # each person's two photos, one of each album, together
+    for group_id in after:
+        members = [f for f in listed if f["group"] == group_id]
+        assert {Path(f["path"]).parent.name for f in members} == {"one", "two"}
+        assert {Path(f["path"]).name for f in members} == {Path(members[0]["path"]).name}
+        assert abs(members[0]["box"][0] - members[1]["box"][0]) < 20  # the same place: the same person
+    for group_id in before:
+        members = [f for f in listed if f["group"] == group_id]
+        assert len(members) >= before[group_id]  # kept, maybe joined
+    full = cli_json("cluster", "--full", "--threshold", 0.5)
+    assert sum(g["faces"] for g in full["groups"]) + full["ungrouped"] == 12
+    gated = cli_json("cluster", "--full", "--min-quality", 1.01)  # above every face's quality
+    assert (gated["groups"], gated["ungrouped"]) == ([], 12)

@@ -460,6 +460,33 @@ def remove(
 
 
 @app.command()
+def cluster(
+    full: Annotated[bool, typer.Option(help="Regroup every unnamed face (groups get new numbers).")] = False,
+    threshold: Annotated[
+        Optional[float], typer.Option(help="Average-linkage similarity at which groups stop merging [default: 0.2].",
+                                      show_default=False)
+    ] = None,
+    min_quality: Annotated[
+        Optional[float], typer.Option(help="Faces below this quality stay ungrouped [default: 0.1].", show_default=False)
+    ] = None,
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Group the unnamed faces into people (incremental: new faces join the groups there are,
+    which keep their numbers); name a group with `facesearch name GROUP NAME`."""
+    with failures(as_json):
+        from facesearch.gallery.engine import GROUPING_THRESHOLD, QUALITY_GATE
+
+        with open_gallery(home, database_url) as gallery:
+            result = gallery.cluster(full, GROUPING_THRESHOLD if threshold is None else threshold,
+                                     QUALITY_GATE if min_quality is None else min_quality)
+        emit(as_json, result, lambda r: typer.echo(
+            f"{len(r['groups'])} groups of {sum(g['faces'] for g in r['groups'])} faces, {r['ungrouped']} ungrouped "
+            f"({r['seconds']} s)"))
+
+
+@app.command()
 def faces(
     person: Annotated[Optional[str], typer.Option(help="Only this person's faces.", show_default=False)] = None,
     group: Annotated[Optional[int], typer.Option(help="Only this group's faces.", show_default=False)] = None,

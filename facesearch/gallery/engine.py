@@ -56,6 +56,12 @@ from facesearch.models.reference import default_model
 
 log = logging.getLogger(__name__)
 
+GROUPING_THRESHOLD = 0.2
+"""``cluster``'s average-linkage threshold: on all 3,481 cfp-dev photos with SFace, BCubed F
+0.941 in one pass and 0.936 in two (benchmarks/results/clustering.md; chosen there)."""
+QUALITY_GATE = 0.1
+"""Faces of lower quality (facesearch.embedding.quality) are left out of groups."""
+
 class Gallery:
     """A face gallery in a home folder (database, index, model files).
 
@@ -464,6 +470,34 @@ class Gallery:
             if index is not None:
                 self.index.removed(index, ids, revision)
             return ids
+
+    def cluster(
+        self, full: bool = False, threshold: float = GROUPING_THRESHOLD, min_quality: float = QUALITY_GATE,
+    ) -> dict[str, Any]:
+        """Group the unnamed faces into people (``facesearch.people.clustering``: average
+        linkage on their nearest neighbours). Incremental: faces already grouped keep their
+        groups, which are never renumbered, split or merged; new faces join them or form new
+        ones. ``full``: regroup everything (new group numbers). Faces below ``min_quality``
+        stay ungrouped and are counted. One run at a time (the gallery lock)."""
+        from facesearch.people.clustering import extend
+
+        start = time.perf_counter()
+        with self.lock:
+            rows = self.store.unnamed_faces()
+            eligible = [(face, None if full else group) for face, group, quality in rows
+                        if quality is None or quality >= min_quality]
+            eligible.sort(key=lambda row: (row[1] is None, row[0]))  # grouped faces first, as extend wants
+            faces = [face for face, _ in eligible]
+            old = np.array([group for _, group in eligible if group is not None], np.int64)
+            labels: list[int] = []
+            if faces:
+                _, vectors = self.store.embeddings(faces)
+                labels = extend(vectors, old, threshold).tolist()
+            self.store.assign_groups(faces, labels, {int(g) for g in old}, full)
+        groups = self.store.groups()
+        grouped = sum(count for _, count in groups)
+        return {"groups": [{"id": group, "faces": count} for group, count in groups if count],
+                "ungrouped": len(rows) - grouped, "seconds": round(time.perf_counter() - start, 3)}
 
     def faces(self, person: str | None = None, group: int | None = None, unnamed: bool = False) -> list[dict[str, Any]]:
         """The gallery's faces, ``{id, person, group, path, box, quality}``: all of them, or

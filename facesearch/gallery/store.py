@@ -469,6 +469,45 @@ class Store:
                 for face_id, name, group_id, path, box, quality in session.execute(query)
             ]
 
+    def unnamed_faces(self) -> list[tuple[int, int | None, float | None]]:
+        """(id, group, quality) of every face with no person, in id order."""
+        with self.session() as session:
+            rows = session.execute(
+                select(Face.id, Face.group_id, Face.quality).where(Face.identity_id.is_(None)).order_by(Face.id)
+            )
+            return [(face_id, group, quality) for face_id, group, quality in rows]
+
+    def assign_groups(self, faces: Sequence[int], labels: Sequence[int], existing: set[int], full: bool) -> dict[int, int]:
+        """One transaction: each face's group from ``labels`` (a label in ``existing`` is that
+        group; any other label >= 0 is a new group, made here; -1: none); with ``full``, the
+        groups there were are dropped first. Returns {label: group id}."""
+        with self.session() as session:
+            self._writing(session)
+            if full:
+                session.execute(update(Face).values(group_id=None))
+                session.execute(delete(Group))
+            made: dict[int, int] = {label: label for label in existing}
+            for label in sorted({int(x) for x in labels if x >= 0} - set(existing)):
+                row = Group()
+                session.add(row)
+                session.flush()
+                made[label] = row.id
+            by_group: dict[int | None, list[int]] = {}
+            for face, label in zip(faces, labels):
+                by_group.setdefault(made[int(label)] if label >= 0 else None, []).append(int(face))
+            for group, members in by_group.items():
+                for chunk in _chunks(members, 900):
+                    session.execute(update(Face).where(Face.id.in_(list(chunk))).values(group_id=group))
+            return made
+
+    def groups(self) -> list[tuple[int, int]]:
+        """(group id, faces) of every group, in id order."""
+        with self.session() as session:
+            rows = session.execute(
+                select(Group.id, func.count(Face.id)).outerjoin(Face, Face.group_id == Group.id).group_by(Group.id).order_by(Group.id)
+            )
+            return [(group, count) for group, count in rows]
+
     def has_identity(self, name: str) -> bool:
         with self.session() as session:
             return session.scalar(select(Identity.id).where(Identity.name == name)) is not None
