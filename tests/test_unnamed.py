@@ -152,3 +152,35 @@ def test_cluster_groups_unnamed_faces_incrementally(home: Path, tmp_path: Path, 
     assert sum(g["faces"] for g in full["groups"]) + full["ungrouped"] == 12
     gated = cli_json("cluster", "--full", "--min-quality", 1.01)  # above every face's quality
     assert (gated["groups"], gated["ungrouped"]) == ([], 12)
+
+
+def test_naming_a_group_once_makes_queries_answer_the_name(home: Path, tmp_path: Path, faces_dir: Path) -> None:
+    from tests.conftest import cli_json
+
+    for album, sample in (("one", 0), ("two", 1)):
+        (tmp_path / album).mkdir()
+        planted.compose([(faces_dir / "person_0007" / f"{sample:04d}.jpg", (40, 60, 150)),
+                         (faces_dir / "person_0004" / f"{sample:04d}.jpg", (350, 60, 150))]).save(tmp_path / album / "x.jpg")
+    with Gallery(home, detector="planted") as gallery:
+        gallery.enroll(tmp_path / "one", model=CROP_ENCODER, unnamed=True)
+        gallery.enroll(tmp_path / "two", unnamed=True)
+    grouped = cli_json("cluster", "--threshold", 0.5)["groups"]
+    listed = cli_json("people")["people"]
+    assert [set(row) for row in listed] == [{"person", "group", "faces", "face"}] * len(listed) and len(listed) == 2
+    left = next(f["group"] for f in cli_json("faces", "--unnamed")["faces"] if f["box"][0] < 100)  # person_0007's place
+    assert left in {g["id"] for g in grouped}
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    planted.compose([(faces_dir / "person_0007" / "0002.jpg", (200, 100, 160))]).save(probe / "p.jpg")
+    with Gallery(home, detector="planted") as gallery:
+        gallery.set_threshold(0.5)
+        assert gallery.query(probe / "p.jpg").identity == "n000000"  # seen before, but nobody's name
+    assert cli_json("name", left, "ada") == {"person": "ada", "faces": 2}
+    with Gallery(home, detector="planted") as gallery:
+        assert gallery.query(probe / "p.jpg").identity == "ada"
+    people = cli_json("people")["people"]
+    assert {"person": "ada", "group": None, "faces": 2} == {k: people[0][k] for k in ("person", "group", "faces")}
+    assert "no group" in cli_json("name", left, "bob", code=1)["error"]  # the group is gone
+    other = next(row["group"] for row in people if row["group"] is not None)
+    assert "reserved" in cli_json("name", other, "n000000", code=1)["error"]
+    assert cli_json("name", other, "ada")["faces"] == 4  # an existing person gains the group

@@ -487,6 +487,43 @@ def cluster(
 
 
 @app.command()
+def people(
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Named people and the groups of unnamed faces (`cluster`), with their face counts and
+    one face each to show (the best quality)."""
+    with failures(as_json):
+        with open_gallery(home, database_url) as gallery:
+            result = {"people": gallery.people()}
+
+        def human(r: dict[str, Any]) -> None:
+            table = Table("person", "group", "faces", "face", box=None)
+            for row in r["people"]:
+                table.add_row(row["person"] or "-", "-" if row["group"] is None else str(row["group"]), str(row["faces"]),
+                              "-" if row["face"] is None else str(row["face"]))
+            Console().print(table)
+
+        emit(as_json, result, human)
+
+
+@app.command()
+def name(
+    group: Annotated[int, typer.Argument(help="A group of unnamed faces (`facesearch people`).")],
+    person: Annotated[str, typer.Argument(help="Whose faces they are; an existing person gains them.")],
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Name a group once: its faces become the person's and answer queries by that name."""
+    with failures(as_json):
+        with open_gallery(home, database_url) as gallery:
+            result = gallery.name_group(group, person)
+        emit(as_json, result, lambda r: typer.echo(f"{r['person']}: {r['faces']} faces"))
+
+
+@app.command()
 def faces(
     person: Annotated[Optional[str], typer.Option(help="Only this person's faces.", show_default=False)] = None,
     group: Annotated[Optional[int], typer.Option(help="Only this group's faces.", show_default=False)] = None,

@@ -499,6 +499,20 @@ class Gallery:
         return {"groups": [{"id": group, "faces": count} for group, count in groups if count],
                 "ungrouped": len(rows) - grouped, "seconds": round(time.perf_counter() - start, 3)}
 
+    def people(self) -> list[dict[str, Any]]:
+        """Named people and unnamed groups, ``{person, group, faces, face}``."""
+        return self.store.people()
+
+    def name_group(self, group: int, name: str) -> dict[str, Any]:
+        """Name a group: its faces become ``name``'s (who is created, or joined if they exist),
+        and answer queries as that person from now on. ``n000000`` is refused."""
+        name = check_identity(name)
+        with self.lock:
+            named = self.store.name_group(group, name)
+        if named is None:
+            raise UnknownFace(f"no group {group} in the gallery (facesearch people lists them)")
+        return {"person": name, "faces": named[0]}  # the same vectors: queries read whose they are
+
     def faces(self, person: str | None = None, group: int | None = None, unnamed: bool = False) -> list[dict[str, Any]]:
         """The gallery's faces, ``{id, person, group, path, box, quality}``: all of them, or
         one person's, one group's, or the unnamed ones (an unknown person or group: an error)."""

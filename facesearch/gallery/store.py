@@ -508,6 +508,42 @@ class Store:
             )
             return [(group, count) for group, count in rows]
 
+    def people(self) -> list[dict[str, Any]]:
+        """Named people, then unnamed groups: ``{person, group, faces, face}`` (``face``: the
+        id of the best-quality face, to show; person or group None where it does not apply)."""
+        with self.session() as session:
+            best: dict[tuple[str, int], tuple[float, int]] = {}
+            counts: dict[tuple[str, int], int] = {}
+            rows = session.execute(select(Face.id, Face.identity_id, Face.group_id, Face.quality).where(
+                (Face.identity_id.is_not(None)) | (Face.group_id.is_not(None))))
+            for face_id, person, group, quality in rows:
+                key = ("person", person) if person is not None else ("group", group)
+                counts[key] = counts.get(key, 0) + 1
+                score = (quality if quality is not None else -1.0, -face_id)
+                if key not in best or score > best[key]:
+                    best[key] = score
+            names = {ident: name for ident, name in session.execute(select(Identity.id, Identity.name))}
+        listed = [{"person": names[i], "group": None, "faces": counts.get(("person", i), 0),
+                   "face": -best[("person", i)][1] if ("person", i) in best else None}
+                  for i in sorted(names, key=lambda i: names[i])]
+        listed += [{"person": None, "group": g, "faces": n, "face": -best[("group", g)][1]}
+                   for (kind, g), n in sorted(counts.items(), key=lambda item: item[0][1]) if kind == "group"]
+        return listed
+
+    def name_group(self, group: int, name: str) -> tuple[int, int] | None:
+        """Give a group's faces to the person ``name`` (made if new), and drop the group:
+        (the person's faces now, new revision), or None if there is no such group."""
+        with self.session() as session:
+            self._writing(session)
+            if session.get(Group, int(group)) is None:
+                return None
+            person = self._identity_ids(session, {name})[name]
+            session.execute(update(Face).where(Face.group_id == int(group)).values(identity_id=person, group_id=None))
+            session.execute(delete(Group).where(Group.id == int(group)))
+            revision = self._bump(session)
+            faces = session.scalar(select(func.count(Face.id)).where(Face.identity_id == person)) or 0
+            return faces, revision
+
     def has_identity(self, name: str) -> bool:
         with self.session() as session:
             return session.scalar(select(Identity.id).where(Identity.name == name)) is not None
