@@ -184,3 +184,21 @@ def test_naming_a_group_once_makes_queries_answer_the_name(home: Path, tmp_path:
     other = next(row["group"] for row in people if row["group"] is not None)
     assert "reserved" in cli_json("name", other, "n000000", code=1)["error"]
     assert cli_json("name", other, "ada")["faces"] == 4  # an existing person gains the group
+
+
+def test_rename_merges_and_move_needs_create(home: Path, faces_dir: Path) -> None:
+    from tests.conftest import cli_json
+
+    cli_json("enroll", faces_dir)
+    assert cli_json("rename", "person_0001", "ada") == {"person": "ada", "faces": 3}
+    assert cli_json("rename", "person_0002", "ada") == {"person": "ada", "faces": 6}  # a merge
+    names = [row["identity"] for row in cli_json("identities")["identities"]]
+    assert "ada" in names and "person_0001" not in names and "person_0002" not in names
+    assert cli_json("query", faces_dir / "person_0002" / "0001.jpg")["identity"] == "ada"
+    assert "no identity 'nobody'" in cli_json("rename", "nobody", "x", code=1)["error"]
+    assert "reserved" in cli_json("rename", "ada", "n000000", code=1)["error"]
+    face = cli_json("faces", "--person", "person_0003")["faces"][0]["id"]
+    assert "--create" in cli_json("move", face, "zed", code=1)["error"]
+    assert cli_json("move", face, "zed", "--create") == {"face": face, "person": "zed", "faces": 1}
+    assert cli_json("move", face, "ada") == {"face": face, "person": "ada", "faces": 7}
+    assert "no face 424242" in cli_json("move", 424242, "ada", code=1)["error"]

@@ -524,6 +524,37 @@ def name(
 
 
 @app.command()
+def rename(
+    old: Annotated[str, typer.Argument(help="A person's name.")],
+    new: Annotated[str, typer.Argument(help="Their new name; if someone has it, the two become one.")],
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Rename a person, or merge them into another when NEW exists."""
+    with failures(as_json):
+        with open_gallery(home, database_url) as gallery:
+            result = gallery.rename(old, new)
+        emit(as_json, result, lambda r: typer.echo(f"{r['person']}: {r['faces']} faces"))
+
+
+@app.command()
+def move(
+    face: Annotated[int, typer.Argument(help="A face id (`facesearch faces`).")],
+    person: Annotated[str, typer.Argument(help="The person it shows.")],
+    create: Annotated[bool, typer.Option(help="Make PERSON if nobody has that name yet.")] = False,
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Give one face to a person (out of its group, or from another person)."""
+    with failures(as_json):
+        with open_gallery(home, database_url) as gallery:
+            result = gallery.move(face, person, create)
+        emit(as_json, result, lambda r: typer.echo(f"face {r['face']} -> {r['person']} ({r['faces']} faces)"))
+
+
+@app.command()
 def faces(
     person: Annotated[Optional[str], typer.Option(help="Only this person's faces.", show_default=False)] = None,
     group: Annotated[Optional[int], typer.Option(help="Only this group's faces.", show_default=False)] = None,

@@ -513,6 +513,26 @@ class Gallery:
             raise UnknownFace(f"no group {group} in the gallery (facesearch people lists them)")
         return {"person": name, "faces": named[0]}  # the same vectors: queries read whose they are
 
+    def rename(self, old: str, new: str) -> dict[str, Any]:
+        """Rename a person; when ``new`` is someone already, the two become one (a merge)."""
+        new = check_identity(new)
+        with self.lock:
+            renamed = self.store.rename_identity(old, new)
+        if renamed is None:
+            raise UnknownIdentity(f"no identity {old!r} in the gallery")
+        return {"person": new, "faces": renamed[0]}
+
+    def move(self, face_id: int, person: str, create: bool = False) -> dict[str, Any]:
+        """Give one face to ``person`` (who must exist, unless ``create``)."""
+        person = check_identity(person)
+        with self.lock:
+            moved = self.store.move_face(face_id, person, create)
+        if moved == "face":
+            raise UnknownFace(f"no face {face_id} in the gallery (facesearch faces lists them)")
+        if moved == "person":
+            raise UnknownIdentity(f"no identity {person!r} in the gallery (add --create to make them)")
+        return {"face": face_id, "person": person, "faces": moved[0]}
+
     def faces(self, person: str | None = None, group: int | None = None, unnamed: bool = False) -> list[dict[str, Any]]:
         """The gallery's faces, ``{id, person, group, path, box, quality}``: all of them, or
         one person's, one group's, or the unnamed ones (an unknown person or group: an error)."""

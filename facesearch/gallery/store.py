@@ -544,6 +544,40 @@ class Store:
             faces = session.scalar(select(func.count(Face.id)).where(Face.identity_id == person)) or 0
             return faces, revision
 
+    def rename_identity(self, old: str, new: str) -> tuple[int, int] | None:
+        """``old``'s faces become ``new``'s (a rename, or a merge when ``new`` exists):
+        (``new``'s faces now, new revision), or None if there is no ``old``."""
+        with self.session() as session:
+            self._writing(session)
+            source = session.scalar(select(Identity.id).where(Identity.name == old))
+            if source is None:
+                return None
+            target = session.scalar(select(Identity.id).where(Identity.name == new))
+            if target is None:
+                session.execute(update(Identity).where(Identity.id == source).values(name=new))
+                target = source
+            else:
+                session.execute(update(Face).where(Face.identity_id == source).values(identity_id=target))
+                session.execute(delete(Identity).where(Identity.id == source))
+            revision = self._bump(session)
+            return session.scalar(select(func.count(Face.id)).where(Face.identity_id == target)) or 0, revision
+
+    def move_face(self, face_id: int, person: str, create: bool) -> tuple[int, int] | str:
+        """Give one face to ``person`` (out of its group, if any): (``person``'s faces now, new
+        revision); "face" or "person" when that one does not exist (a person is made only
+        with ``create``)."""
+        with self.session() as session:
+            self._writing(session)
+            if session.get(Face, int(face_id)) is None:
+                return "face"
+            exists = session.scalar(select(Identity.id).where(Identity.name == person)) is not None
+            if not exists and not create:
+                return "person"
+            target = self._identity_ids(session, {person})[person]
+            session.execute(update(Face).where(Face.id == int(face_id)).values(identity_id=target, group_id=None))
+            revision = self._bump(session)
+            return session.scalar(select(func.count(Face.id)).where(Face.identity_id == target)) or 0, revision
+
     def has_identity(self, name: str) -> bool:
         with self.session() as session:
             return session.scalar(select(Identity.id).where(Identity.name == name)) is not None
