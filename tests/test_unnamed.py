@@ -174,10 +174,13 @@ def test_naming_a_group_once_makes_queries_answer_the_name(home: Path, tmp_path:
     planted.compose([(faces_dir / "person_0007" / "0002.jpg", (200, 100, 160))]).save(probe / "p.jpg")
     with Gallery(home, detector="planted") as gallery:
         gallery.set_threshold(0.5)
-        assert gallery.query(probe / "p.jpg").identity == "n000000"  # seen before, but nobody's name
+        seen = gallery.query(probe / "p.jpg")
+        assert seen.identity == "n000000" and seen.group == {"id": left, "photos": 2}  # seen before, nobody's name
+        assert seen.to_dict()["group"] == seen.to_dict()["faces"][0]["group"] == {"id": left, "photos": 2}
     assert cli_json("name", left, "ada") == {"person": "ada", "faces": 2}
     with Gallery(home, detector="planted") as gallery:
-        assert gallery.query(probe / "p.jpg").identity == "ada"
+        named = gallery.query(probe / "p.jpg")
+        assert named.identity == "ada" and "group" not in named.to_dict()
     people = cli_json("people")["people"]
     assert {"person": "ada", "group": None, "faces": 2} == {k: people[0][k] for k in ("person", "group", "faces")}
     assert "no group" in cli_json("name", left, "bob", code=1)["error"]  # the group is gone

@@ -100,12 +100,16 @@ class FaceAnswer:
     identity: str
     score: float | None
     matches: list[Match]
+    group: dict[str, int] | None = None  # see QueryResult.group
 
     def to_dict(self) -> dict[str, Any]:
         where = self.face.to_dict() if self.face else {
             "box": [float(v) for v in self.box], "landmarks": None, "detection_score": None}
-        return {**where, "identity": self.identity, "score": self.score,
-                "matches": [m.to_dict() for m in self.matches]}
+        out = {**where, "identity": self.identity, "score": self.score,
+               "matches": [m.to_dict() for m in self.matches]}
+        if self.group is not None:
+            out["group"] = self.group
+        return out
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class QueryResult:
     threshold: float
     matches: list[Match]
     faces: list[FaceAnswer] = field(default_factory=list)
+    group: dict[str, int] | None = None  # n000000, but seen before: {id, photos} of an unnamed group
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -126,6 +131,8 @@ class QueryResult:
             "threshold": self.threshold,
             "matches": [m.to_dict() for m in self.matches],
         }
+        if self.group is not None:
+            out["group"] = self.group
         if self.faces:
             out["faces"] = [f.to_dict() for f in self.faces]
         return out

@@ -44,6 +44,8 @@ from facesearch.embedding.face_finding.prepare import FacePreparer, preparer_for
 from facesearch.gallery.home import Home
 from facesearch.embedding.imaging import content_hash, read_bytes
 from facesearch.gallery.indexing import GalleryIndex
+from facesearch import UNKNOWN
+from facesearch.index.base import SearchIndex, found_ids
 from facesearch.index.spec import IndexSpec
 from facesearch.gallery.layouts import LabelledImage, Problem, check_identity, gallery_images, unnamed_images
 from facesearch.gallery.locking import GalleryLock
@@ -368,7 +370,7 @@ class Gallery:
             preparer = self.preparer(encoder, min_face=min_face, max_faces=max_faces)
             found = embed_photo(encoder, preparer, data, source)  # no face: an ImageError saying so
             answers = self.search(np.stack([f.embedding for f in found]), top_k)
-        faces = [FaceAnswer(f.box, f.face, a.identity, a.score, a.matches) for f, a in zip(found, answers)]
+        faces = [FaceAnswer(f.box, f.face, a.identity, a.score, a.matches, a.group) for f, a in zip(found, answers)]
         return replace(answers[0], faces=faces)
 
     def query_embeddings(self, vectors: np.ndarray, top_k: int = 5) -> QueryResult:
@@ -376,7 +378,7 @@ class Gallery:
         (``facesearch embed``), checked first (``photo_faces.read_embeddings``); the result is
         the first vector's, every vector's in ``faces`` (no box: there is no photo)."""
         answers = self.search(vectors, top_k)
-        faces = [FaceAnswer((0.0, 0.0, 0.0, 0.0), None, a.identity, a.score, a.matches) for a in answers]
+        faces = [FaceAnswer((0.0, 0.0, 0.0, 0.0), None, a.identity, a.score, a.matches, a.group) for a in answers]
         return replace(answers[0], faces=faces)
 
     def embedding_dim(self) -> int:
@@ -436,12 +438,26 @@ class Gallery:
             index = self.index.for_query()
             if index.ntotal == 0:
                 raise GalleryError(f"the gallery in {self.home.root} is empty: run `facesearch enroll` first")
-            ranked = scoring.rank(index, self.store, np.asarray(vectors, dtype=np.float32), top_k, row.scoring)
-        results = []
-        for matches in ranked:
-            identity, score = decide(matches, threshold)
-            results.append(QueryResult(identity, score, threshold, matches))
+            vectors = np.asarray(vectors, dtype=np.float32)
+            ranked = scoring.rank(index, self.store, vectors, top_k, row.scoring)
+            results = [QueryResult(*decide(matches, threshold), threshold, matches) for matches in ranked]
+            unknown = [n for n, r in enumerate(results) if r.identity == UNKNOWN]
+            if unknown and self.store.any_grouped():
+                for n, group in zip(unknown, self._seen_groups(index, vectors[unknown], threshold)):
+                    if group is not None:
+                        results[n] = replace(results[n], group=group)
         return results
+
+    def _seen_groups(self, index: SearchIndex, vectors: np.ndarray, threshold: float) -> list[dict[str, int] | None]:
+        """For faces nobody named: the unnamed group of their nearest grouped face at or above
+        the threshold, as ``{id, photos}`` ("seen before, in N photos"), else None."""
+        scores, ids = index.search(vectors, min(16, max(index.ntotal, 1)))
+        grouped = self.store.face_groups(found_ids(ids).tolist())
+        out: list[dict[str, int] | None] = []
+        for row_scores, row_ids in zip(scores, ids):
+            hit = next((grouped[int(i)] for s, i in zip(row_scores, row_ids) if int(i) in grouped and s >= threshold), None)
+            out.append(None if hit is None else {"id": hit, "photos": self.store.group_photos(hit)})
+        return out
 
     # --- removal and settings -----------------------------------------------------------
 

@@ -578,6 +578,24 @@ class Store:
             revision = self._bump(session)
             return session.scalar(select(func.count(Face.id)).where(Face.identity_id == target)) or 0, revision
 
+    def face_groups(self, ids: Sequence[int]) -> dict[int, int]:
+        """{face id: group} of the given faces that are in a group of unnamed faces."""
+        found: dict[int, int] = {}
+        with self.session() as session:
+            for chunk in _chunks([int(i) for i in ids], 900):
+                found.update((face_id, group) for face_id, group in session.execute(
+                    select(Face.id, Face.group_id).where(Face.id.in_(chunk), Face.group_id.is_not(None))))
+        return found
+
+    def group_photos(self, group: int) -> int:
+        """How many photos a group's faces come from."""
+        with self.session() as session:
+            return session.scalar(select(func.count(func.distinct(Face.content_hash))).where(Face.group_id == group)) or 0
+
+    def any_grouped(self) -> bool:
+        with self.session() as session:
+            return session.scalar(select(Face.id).where(Face.group_id.is_not(None)).limit(1)) is not None
+
     def has_identity(self, name: str) -> bool:
         with self.session() as session:
             return session.scalar(select(Identity.id).where(Identity.name == name)) is not None
