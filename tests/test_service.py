@@ -248,3 +248,28 @@ def test_a_new_server_deletes_uploads_that_no_face_comes_from(home: Path, faces_
         assert not orphan.parent.exists() and all(p.exists() for p in kept) and len(kept) == 1
         create_app(gallery)  # what a new server does on start: nothing more to delete
         assert [p for p in gallery.home.uploads.glob("*/*")] == kept
+
+
+def test_faces_people_and_one_to_one_over_http(client: TestClient, faces_dir: Path) -> None:
+    """Issue 29's operations under /v1, with the CLI's keys; an unknown face is 404."""
+    listed = client.get("/v1/faces", headers=AUTH).json()["faces"]
+    assert len(listed) == 24 and set(listed[0]) == {"id", "person", "group", "path", "box", "quality"}
+    assert client.get("/v1/faces?person=person_0002", headers=AUTH).json()["faces"][0]["person"] == "person_0002"
+    assert client.post("/v1/cluster", headers=AUTH).json()["groups"] == []  # nothing unnamed
+    people = client.get("/v1/people", headers=AUTH).json()["people"]
+    assert len(people) == 8 and {row["faces"] for row in people} == {3}
+    renamed = client.post("/v1/identities/person_0001/rename", data={"new": "ada"}, headers=AUTH)
+    assert renamed.json() == {"person": "ada", "faces": 3}
+    face = listed[-1]["id"]
+    moved = client.post(f"/v1/faces/{face}/move", data={"person": "ada"}, headers=AUTH).json()
+    assert moved == {"face": face, "person": "ada", "faces": 4}
+    assert client.delete(f"/v1/faces/{face}", headers=AUTH).json() == {"removed_face": face}
+    missing = client.delete(f"/v1/faces/{face}", headers=AUTH)
+    assert missing.status_code == 404 and "no face" in missing.json()["error"]
+    same = faces_dir / "person_0004" / "0000.jpg", faces_dir / "person_0004" / "0001.jpg"
+    verdict = client.post("/v1/verify", files={"first": (same[0].name, same[0].read_bytes(), "image/jpeg"),
+                                               "second": (same[1].name, same[1].read_bytes(), "image/jpeg")}, headers=AUTH)
+    assert verdict.status_code == 200 and {"same", "score", "threshold"} <= set(verdict.json())
+    embedded = client.post("/v1/embed", files=photo(same[0]), headers=AUTH).json()
+    assert len(embedded["faces"][0]["embedding"]) == 512 and len(embedded["model"]["fingerprint"]) == 64
+    assert client.get("/v1/people").status_code == 401  # the token, as every /v1 call

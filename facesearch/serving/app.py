@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from facesearch.gallery.engine import Gallery
-from facesearch.serving import routes
+from facesearch.serving import people_routes, routes
 from facesearch.serving.errors import install_error_handlers
 from facesearch.serving.limits import UploadLimit
 
@@ -40,6 +40,7 @@ def create_app(gallery: Gallery, token: str | None = None, max_upload_mb: float 
     gallery.sweep_uploads()
     install_error_handlers(app)
     app.include_router(routes.router, dependencies=[Depends(_bearer(token))])
+    app.include_router(people_routes.router, dependencies=[Depends(_bearer(token))])
 
     @app.get("/healthz", summary="Liveness: the process answers and the gallery opens.")
     def healthz() -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""People nobody has named yet, and 1:1, under ``/v1``: the CLI's faces, cluster, people,
+name, rename, move, verify and embed commands, with the same JSON keys and error messages."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+
+from facesearch.serving.routes import Served, _name
+
+router = APIRouter(prefix="/v1")
+
+
+@router.get("/faces", summary="The gallery's faces: all, one person's, one group's, or the unnamed ones.")
+def faces(
+    gallery: Served, person: Optional[str] = None, group: Optional[int] = None, unnamed: bool = False,
+) -> dict[str, Any]:
+    return {"faces": gallery.faces(person, group, unnamed)}
+
+
+@router.delete("/faces/{face}", summary="Delete one face, leaving no copy of it.")
+def remove_face(face: int, gallery: Served) -> dict[str, Any]:
+    return {"removed_face": gallery.remove_face(face)}
+
+
+@router.post("/faces/{face}/move", summary="Give one face to a person.")
+def move(
+    face: int, gallery: Served, person: Annotated[str, Form()], create: Annotated[bool, Form()] = False,
+) -> dict[str, Any]:
+    return gallery.move(face, person, create)
+
+
+@router.post("/cluster", summary="Group the unnamed faces into people (incremental).")
+def cluster(
+    gallery: Served, full: bool = False, threshold: Annotated[Optional[float], Query()] = None,
+    min_quality: Annotated[Optional[float], Query()] = None,
+) -> dict[str, Any]:
+    from facesearch.gallery.engine import GROUPING_THRESHOLD, QUALITY_GATE
+
+    return gallery.cluster(full, GROUPING_THRESHOLD if threshold is None else threshold,
+                           QUALITY_GATE if min_quality is None else min_quality)
+
+
+@router.get("/people", summary="Named people and the groups of unnamed faces.")
+def people(gallery: Served) -> dict[str, Any]:
+    return {"people": gallery.people()}
+
+
+@router.post("/groups/{group}/name", summary="Name a group: its faces become that person's.")
+def name(group: int, gallery: Served, person: Annotated[str, Form()]) -> dict[str, Any]:
+    return gallery.name_group(group, person)
+
+
+@router.post("/identities/{identity}/rename", summary="Rename a person (a merge when the new name exists).")
+def rename(identity: str, gallery: Served, new: Annotated[str, Form()]) -> dict[str, Any]:
+    return gallery.rename(identity, new)
+
+
+@router.post("/verify", summary="1:1: is the largest face of the two photos the same person?")
+def verify(
+    gallery: Served,
+    first: Annotated[UploadFile, File(description="A photo.")],
+    second: Annotated[UploadFile, File(description="Another photo.")],
+    threshold: Annotated[Optional[float], Query()] = None,
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="facesearch-verify-") as folder:
+        a, b = _kept(first, Path(folder), "a"), _kept(second, Path(folder), "b")
+        return _renamed(gallery.verify(a, b, threshold=threshold).to_dict(), {str(a): _name(first), str(b): _name(second)})
+
+
+@router.post("/embed", summary="Every face of a photo: box, landmarks and embedding.")
+def embed(gallery: Served, file: Annotated[UploadFile, File(description="The photo.")]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="facesearch-embed-") as folder:
+        fingerprint, found = gallery.embed(_kept(file, Path(folder), "photo"))
+    return {"model": {"fingerprint": fingerprint, "dim": len(found[0].embedding)}, "faces": [f.to_dict() for f in found]}
+
+
+def _kept(upload: UploadFile, folder: Path, stem: str) -> Path:
+    """The upload as a file for as long as the request lasts (a photo compared or embedded
+    is not kept: nothing of it stays in the home)."""
+    path = folder / f"{stem}{Path(_name(upload)).suffix.lower() or '.img'}"
+    path.write_bytes(upload.file.read())
+    return path
+
+
+def _renamed(value: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    return {k: names.get(v, v) if isinstance(v, str) else v for k, v in value.items()}
