@@ -273,3 +273,10 @@ def test_faces_people_and_one_to_one_over_http(client: TestClient, faces_dir: Pa
     embedded = client.post("/v1/embed", files=photo(same[0]), headers=AUTH).json()
     assert len(embedded["faces"][0]["embedding"]) == 512 and len(embedded["model"]["fingerprint"]) == 64
     assert client.get("/v1/people").status_code == 401  # the token, as every /v1 call
+
+
+def test_verify_over_http_names_a_bad_upload_as_sent(client: TestClient, faces_dir: Path) -> None:
+    good = faces_dir / "person_0004" / "0000.jpg"
+    answer = client.post("/v1/verify", files={"first": ("holiday.jpg", b"not an image", "image/jpeg"),
+                                              "second": (good.name, good.read_bytes(), "image/jpeg")}, headers=AUTH)
+    assert answer.status_code == 400 and answer.json()["error"].startswith("holiday.jpg:")

@@ -4,11 +4,14 @@ name, rename, move, verify and embed commands, with the same JSON keys and error
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
+from facesearch.errors import ImageError
 from facesearch.serving.routes import Served, _name
 
 router = APIRouter(prefix="/v1")
@@ -68,13 +71,16 @@ def verify(
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="facesearch-verify-") as folder:
         a, b = _kept(first, Path(folder), "a"), _kept(second, Path(folder), "b")
-        return _renamed(gallery.verify(a, b, threshold=threshold).to_dict(), {str(a): _name(first), str(b): _name(second)})
+        with _named({str(a): _name(first), str(b): _name(second)}):
+            return gallery.verify(a, b, threshold=threshold).to_dict()
 
 
 @router.post("/embed", summary="Every face of a photo: box, landmarks and embedding.")
 def embed(gallery: Served, file: Annotated[UploadFile, File(description="The photo.")]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="facesearch-embed-") as folder:
-        fingerprint, found = gallery.embed(_kept(file, Path(folder), "photo"))
+        kept = _kept(file, Path(folder), "photo")
+        with _named({str(kept): _name(file)}):
+            fingerprint, found = gallery.embed(kept)
     return {"model": {"fingerprint": fingerprint, "dim": len(found[0].embedding)}, "faces": [f.to_dict() for f in found]}
 
 
@@ -86,5 +92,10 @@ def _kept(upload: UploadFile, folder: Path, stem: str) -> Path:
     return path
 
 
-def _renamed(value: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
-    return {k: names.get(v, v) if isinstance(v, str) else v for k, v in value.items()}
+@contextmanager
+def _named(names: dict[str, str]) -> Iterator[None]:
+    """A bad photo's error names the upload as the client named it, not the request's file."""
+    try:
+        yield
+    except ImageError as exc:
+        raise ImageError(names.get(exc.path, exc.path), exc.reason) from None
