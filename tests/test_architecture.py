@@ -117,3 +117,12 @@ def test_the_cli_offers_the_librarys_words() -> None:
 
     assert tuple(kind.value for kind in IndexKind) == KINDS
     assert tuple(rule.value for rule in ScoringRule) == RULES
+
+
+def test_the_readme_is_a_front_page_whose_links_exist() -> None:
+    """At most 15 KB; the reference, the measurements and the run history live in docs/ and
+    benchmarks/results/, and every page it links to is there."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.encode()) <= 15 * 1024
+    links = re.findall(r"\]\(([^)#]+)\)", readme)
+    assert links and all((ROOT / link).exists() for link in links), [link for link in links if not (ROOT / link).exists()]
