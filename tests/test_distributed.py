@@ -43,6 +43,8 @@ def _shard_gradient(rank: int, world: int, port: int, out: str) -> None:
     nn.functional.cross_entropy(step(x[part]), y[part]).backward()
     if rank == 0:
         torch.save([p.grad for p in model.parameters()], out)
+    del step  # the DDP wrapper goes before its process group (else gloo may abort at teardown)
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -98,7 +98,10 @@ def run_in_team(
             dist.barrier()
         if resume or checkpoint:
             trainer.restore(checkpoint or config.run_path / "checkpoint.pt")
-        return trainer.run()
+        report = trainer.run()
+        del trainer  # its DDP wrappers go before the process group (else gloo may abort at teardown)
+        dist.barrier()
+        return report
     finally:
         dist.destroy_process_group()
 
