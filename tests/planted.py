@@ -22,7 +22,7 @@ WHITE = (255, 255, 255)
 class PlantedDetector:
     name = "planted"
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def detect(self, rgb: np.ndarray, smallest: float = 0.0) -> list[Face]:
         import cv2
 
         mask = (rgb.min(axis=2) < 245).astype(np.uint8)

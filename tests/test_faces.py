@@ -131,7 +131,7 @@ class Scripted:
         self.answers = list(answers)
         self.shapes: list[tuple[int, ...]] = []
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def detect(self, rgb: np.ndarray, smallest: float = 0.0) -> list[Face]:
         self.shapes.append(rgb.shape)
         return self.answers.pop(0) if self.answers else []
 

@@ -54,6 +54,19 @@ def test_the_pyramid_starts_at_min_size_and_stops_at_one_cell() -> None:
     assert finder.scales(10, 10) == []  # smaller than one 20 px face
 
 
+def test_a_smallest_face_drops_only_the_finest_levels() -> None:
+    """The levels kept are the full pyramid's own (the same faces found at those sizes), and
+    the first of them still finds a face of the size asked for."""
+    finder = Mtcnn()
+    full = finder.scales(480, 640)
+    for smallest in (0, 20, 28, 40, 100):
+        kept = finder.scales(480, 640, smallest)
+        assert kept == full[len(full) - len(kept):]
+        assert mtcnn.CELL / kept[0] <= max(smallest, finder.min_size) + 1e-9
+    assert len(finder.scales(480, 640, 40)) == len(full) - 2  # 20 and 28 px levels go
+    assert finder.scales(30, 30, 1000) == finder.scales(30, 30)[-1:]  # never none
+
+
 def test_crops_outside_the_image_are_black() -> None:
     rgb = np.full((20, 20, 3), 200, np.uint8)
     out = crops(rgb, np.array([[-9.0, -9.0, 10.0, 10.0, 1.0]]), 24)  # 1-based: the top-left half outside
@@ -136,6 +149,20 @@ def test_the_cascade_finds_the_faces_the_package_finds(detector: Mtcnn, monkeypa
             apart.append(np.abs(face.landmarks - points).max())
     assert len(apart) >= 20
     assert float(np.median(apart)) <= 1.0
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not PHOTOS, reason="../shared/datasets/cfp-dev is absent")
+def test_skipping_small_faces_finds_the_large_ones_exactly(detector: Mtcnn) -> None:
+    """Faces of 40 px and up, looked for from 40 px: the same boxes and landmarks as the
+    whole pyramid gives (these cfp-dev photos' faces are larger), in a quarter of the P-Net work."""
+    for path in PHOTOS[:10]:
+        rgb = photo(path)
+        full = sorted((f for f in detector.detect(rgb) if f.side >= 40 and f.score >= 0.9), key=lambda f: f.box)
+        quick = sorted((f for f in detector.detect(rgb, 40) if f.score >= 0.9), key=lambda f: f.box)
+        assert len(quick) == len(full) >= 1, path.name
+        for a, b in zip(full, quick):
+            assert np.allclose(a.landmarks, b.landmarks) and np.allclose(a.box, b.box), path.name
 
 
 @pytest.mark.realdata

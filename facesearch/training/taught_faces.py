@@ -61,7 +61,9 @@ def load_prepared_data(
     key = preparation_key(preprocessing, config.detector)
     path = Path(config.face_cache) if config.face_cache else default_cache_path(key, cache_folder())
     cache = FaceCache.open(path, key)
-    training = FacePreparer(preprocessing, config.detector, fallback=True)
+    # Training photos include small ones (FER2013's 48 px faces): looked for from MTCNN's
+    # 20 px, as the face cache's key (the detector's revision) has always meant.
+    training = FacePreparer(preprocessing, config.detector, fallback=True, smallest_face=0)
     side = encoder.input_size
 
     # (file, cache row, class or -1) of every training face; files of equal content share a row.

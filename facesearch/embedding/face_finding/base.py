@@ -57,8 +57,12 @@ class Face:
 
 
 class Detector(Protocol):
-    """Finds faces in an RGB uint8 image (H, W, 3); any order, any number."""
+    """Finds faces in an RGB uint8 image (H, W, 3); any order, any number.
+
+    ``smallest`` is a hint, in the image's pixels: faces whose short side is under it need
+    not be looked for (a detector whose cost grows with the range of face sizes, as MTCNN's
+    image pyramid, skips that work; others may ignore it)."""
 
     name: str
 
-    def detect(self, rgb: np.ndarray) -> list[Face]: ...
+    def detect(self, rgb: np.ndarray, smallest: float = 0.0) -> list[Face]: ...

@@ -90,7 +90,8 @@ class YunetDetector:
             raise ModelError(f"{path}: not a YuNet detector OpenCV can load ({reason})") from None
         self.path = path
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def detect(self, rgb: np.ndarray, smallest: float = 0.0) -> list[Face]:
+        """Every face YuNet finds; ``smallest`` is not needed (one pass at one scale)."""
         import cv2
 
         height, width = rgb.shape[:2]

@@ -64,8 +64,11 @@ class Mtcnn:
         self.min_size = min_size
         self._pnet, self._rnet, self._onet = (open_session(folder / f"{n}.onnx", threads=1) for n in NETWORKS)
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
-        boxes = self._propose(rgb)
+    def detect(self, rgb: np.ndarray, smallest: float = 0.0) -> list[Face]:
+        """The faces of at least ``min_size`` px, or of about ``smallest`` px and up when that
+        is larger: the pyramid's finest levels, which only small faces need and which cost
+        most, are skipped (see ``scales``)."""
+        boxes = self._propose(rgb, smallest)
         boxes = self._refine(rgb, boxes)
         boxes, points = self._finish(rgb, boxes)
         faces = []
@@ -74,23 +77,29 @@ class Mtcnn:
             faces.append(Face((left, top, float(box[2]), float(box[3])), xy.astype(np.float32), float(box[4])))
         return faces
 
-    def scales(self, height: int, width: int) -> list[float]:
+    def scales(self, height: int, width: int, smallest: float = 0.0) -> list[float]:
         """The pyramid: the first level makes a ``min_size`` face 12 px, the last keeps the
-        image's short side at 12 px or more."""
+        image's short side at 12 px or more. With ``smallest``, the first levels go while
+        the next one still finds faces of ``smallest`` px (level k's smallest face is
+        ``min_size / FACTOR**k``), so the levels kept are exactly the full pyramid's: faces
+        of that size and up are found as the full cascade finds them (its cost is about the
+        area of the levels: skipping two of them saves three quarters)."""
         first = CELL / self.min_size
         side, scales = min(height, width) * first, []
         while side >= CELL:
             scales.append(first * FACTOR ** len(scales))
             side *= FACTOR
+        while len(scales) > 1 and CELL / scales[1] <= smallest:
+            scales.pop(0)
         return scales
 
-    def _propose(self, rgb: np.ndarray) -> np.ndarray:
+    def _propose(self, rgb: np.ndarray, smallest: float = 0.0) -> np.ndarray:
         """Stage 1: square candidate boxes (x1, y1, x2, y2, score) from every pyramid level."""
         import cv2
 
         height, width = rgb.shape[:2]
         found = []
-        for scale in self.scales(height, width):
+        for scale in self.scales(height, width, smallest):
             size = (int(np.ceil(width * scale)), int(np.ceil(height * scale)))
             level = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
             regression, probability = _run(self._pnet, level[None])
