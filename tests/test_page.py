@@ -103,3 +103,57 @@ def test_labels_of_faces_close_together_never_overlap_nor_leave_the_photo(browse
         assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"labels-{viewport['width']}.png"), full_page=True)
+
+
+@pytest.fixture
+def grouped(home: Path, tmp_path: Path, faces_dir: Path) -> list[int]:
+    """A library of five faces of five people, enrolled unnamed and grouped as one person
+    (a threshold nobody would choose, so the page has a wrong group to split): its faces."""
+    from tests import planted
+    from tests.conftest import CROP_ENCODER
+
+    face = lambda person: faces_dir / f"person_{person:04d}" / "0000.jpg"  # noqa: E731
+    (tmp_path / "library").mkdir()
+    planted.compose([(face(1), (20, 40, 120)), (face(2), (300, 60, 140))]).save(tmp_path / "library" / "a.jpg")
+    planted.compose([(face(3), (10, 10, 100)), (face(4), (200, 150, 110)), (face(5), (420, 30, 150))]).save(
+        tmp_path / "library" / "b.jpg")
+    with Gallery(home, detector="planted") as g:
+        g.enroll(tmp_path / "library", model=CROP_ENCODER, unnamed=True)
+        assert [group["faces"] for group in g.cluster(threshold=-1.0)["groups"]] == [5]
+        return [f["id"] for f in g.faces(unnamed=True)]
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1100, "height": 900}, {"width": 375, "height": 740}])
+def test_the_people_view_shows_groups_as_faces_to_split_and_name(browser, home: Path, grouped: list[int], viewport: dict) -> None:  # noqa: ANN001
+    """The group's five faces are shown as pictures; two of them are split off into a group of
+    their own, which is then named; the gallery says so after each step."""
+    with served(home) as base:
+        page = browser.new_page(viewport=viewport)
+        page.goto(base)
+        page.fill("#token", TOKEN)
+        page.dispatch_event("#token", "change")
+        page.wait_for_function("() => [...document.querySelectorAll('#groups .thumbs img')].filter(i => i.naturalWidth > 0).length === 5")
+        assert page.inner_text("#groups .group .name") == "Group 1: 5 faces"
+        page.click(f"#groups img[data-face='{grouped[0]}']")
+        page.click(f"#groups img[data-face='{grouped[1]}']")
+        page.click("#groups .group .split")
+        page.wait_for_function("() => document.querySelectorAll('#groups .group').length === 2")
+        groups = httpx.get(f"{base}/v1/people", headers=AUTH).json()["people"]
+        assert sorted(row["faces"] for row in groups) == [2, 3]
+        new = next(row["group"] for row in groups if row["faces"] == 2)
+        card = f"#groups .group[data-group='{new}']"
+        page.wait_for_function(f"() => [...document.querySelectorAll(\"{card} img\")].filter(i => i.naturalWidth > 0).length === 2")
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"people-{viewport['width']}.png"), full_page=True)
+        page.fill(f"{card} .group-name", "ada")
+        page.click(f"{card} .give-name")
+        page.wait_for_selector("#people tr >> text=ada")
+        page.wait_for_function("() => document.querySelectorAll('#groups .group').length === 1")
+        faces = httpx.get(f"{base}/v1/faces", params={"person": "ada"}, headers=AUTH).json()["faces"]
+        assert sorted(f["id"] for f in faces) == sorted(grouped[:2])
+        page.fill("#groups .group .group-name", "n000000")  # refused, and said
+        page.click("#groups .group .give-name")
+        page.wait_for_function("() => document.querySelector('#people-status').innerText.includes('reserved')")
+        page.click("#cluster")  # incremental: nothing new to group
+        page.wait_for_function("() => document.querySelector('#clustered').innerText.startsWith('1 groups')")

@@ -205,3 +205,37 @@ def test_rename_merges_and_move_needs_create(home: Path, faces_dir: Path) -> Non
     assert cli_json("move", face, "zed", "--create") == {"face": face, "person": "zed", "faces": 1}
     assert cli_json("move", face, "ada") == {"face": face, "person": "ada", "faces": 7}
     assert "no face 424242" in cli_json("move", 424242, "ada", code=1)["error"]
+
+
+def test_split_takes_faces_into_a_new_group_and_a_face_has_a_picture(home: Path, library: Path) -> None:
+    """Two people grouped as one are parted: the faces taken keep no tie to the old group;
+    a bad split changes nothing. Each face's picture is cut from its photo, around its box."""
+    import io
+
+    from PIL import Image
+
+    from facesearch.errors import UnknownFace
+    from tests.conftest import cli_json
+
+    with Gallery(home, detector="planted") as gallery:
+        gallery.enroll(library, model=CROP_ENCODER, unnamed=True)
+        faces = [f["id"] for f in gallery.faces(unnamed=True)]
+    grouped = cli_json("cluster", "--threshold", -1.0)["groups"]  # everyone in one group
+    assert [g["faces"] for g in grouped] == [len(faces)]
+    group = grouped[0]["id"]
+    assert "some, not all" in cli_json("split", group, *faces, code=1)["error"]
+    assert "some, not all" in cli_json("split", group, 424242, code=1)["error"]
+    assert "no group 999" in cli_json("split", 999, faces[0], code=1)["error"]
+    assert cli_json("faces", "--group", group)["faces"].__len__() == len(faces)  # nothing changed
+    parted = cli_json("split", group, faces[0], faces[1])
+    assert parted["faces"] == 2 and parted["group"] != group
+    assert [f["id"] for f in cli_json("faces", "--group", parted["group"])["faces"]] == faces[:2]
+    assert len(cli_json("faces", "--group", group)["faces"]) == len(faces) - 2
+    with Gallery(home) as gallery:
+        picture = Image.open(io.BytesIO(gallery.face_image(faces[2], side=64)))
+        assert picture.format == "JPEG" and max(picture.size) == 64
+        large = Image.open(io.BytesIO(gallery.face_image(faces[2], side=512)))
+        left, top, right, bottom = gallery.faces(group=group)[0]["box"]
+        assert max(large.size) <= 1.4 * max(right - left, bottom - top) + 2  # the box and its margin, not the photo
+        with pytest.raises(UnknownFace):
+            gallery.face_image(424242)

@@ -476,11 +476,8 @@ def cluster(
     """Group the unnamed faces into people (incremental: new faces join the groups there are,
     which keep their numbers); name a group with `facesearch name GROUP NAME`."""
     with failures(as_json):
-        from facesearch.gallery.engine import GROUPING_THRESHOLD, QUALITY_GATE
-
         with open_gallery(home, database_url) as gallery:
-            result = gallery.cluster(full, GROUPING_THRESHOLD if threshold is None else threshold,
-                                     QUALITY_GATE if min_quality is None else min_quality)
+            result = gallery.cluster(full, threshold, min_quality)
         emit(as_json, result, lambda r: typer.echo(
             f"{len(r['groups'])} groups of {sum(g['faces'] for g in r['groups'])} faces, {r['ungrouped']} ungrouped "
             f"({r['seconds']} s)"))
@@ -521,6 +518,21 @@ def name(
         with open_gallery(home, database_url) as gallery:
             result = gallery.name_group(group, person)
         emit(as_json, result, lambda r: typer.echo(f"{r['person']}: {r['faces']} faces"))
+
+
+@app.command()
+def split(
+    group: Annotated[int, typer.Argument(help="A group of unnamed faces (`facesearch people`).")],
+    faces: Annotated[list[int], typer.Argument(help="Ids of the faces to take out (`facesearch faces --group GROUP`).")],
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Take some faces of a group into a new group: two people that were grouped as one."""
+    with failures(as_json):
+        with open_gallery(home, database_url) as gallery:
+            result = gallery.split(group, faces)
+        emit(as_json, result, lambda r: typer.echo(f"group {r['group']}: {r['faces']} faces"))
 
 
 @app.command()

@@ -45,10 +45,10 @@ from facesearch.gallery.home import Home
 from facesearch.embedding.imaging import content_hash, read_bytes
 from facesearch.gallery.indexing import GalleryIndex
 from facesearch import UNKNOWN
-from facesearch.index.base import SearchIndex, found_ids
 from facesearch.index.spec import IndexSpec
 from facesearch.gallery.layouts import LabelledImage, Problem, check_identity, gallery_images, unnamed_images
 from facesearch.gallery.locking import GalleryLock
+from facesearch.gallery.people import People
 from facesearch.migrations import stored_revision
 from facesearch.gallery.store import DEFAULT_THRESHOLD, GalleryState, NewFace, Store
 from facesearch.gallery.uploads import Upload, Uploads
@@ -58,11 +58,6 @@ from facesearch.models.reference import default_model
 
 log = logging.getLogger(__name__)
 
-GROUPING_THRESHOLD = 0.2
-"""``cluster``'s average-linkage threshold: on all 3,481 cfp-dev photos with SFace, BCubed F
-0.941 in one pass and 0.936 in two (benchmarks/results/clustering.md; chosen there)."""
-QUALITY_GATE = 0.1
-"""Faces of lower quality (facesearch.embedding.quality) are left out of groups."""
 
 class Gallery:
     """A face gallery in a home folder (database, index, model files).
@@ -93,6 +88,7 @@ class Gallery:
         self.index = GalleryIndex(self.home, self.store, self.lock, gpu_index)
         self.binding = EncoderBinding(self.home, self.store, self.lock, self.index, device)
         self._uploads = Uploads(self.home, self.store, self.lock)
+        self._people = People(self.store, self.lock)
         self._preparers = threading.local()
         with self.lock:
             self.store.migrate()
@@ -442,22 +438,11 @@ class Gallery:
             ranked = scoring.rank(index, self.store, vectors, top_k, row.scoring)
             results = [QueryResult(*decide(matches, threshold), threshold, matches) for matches in ranked]
             unknown = [n for n, r in enumerate(results) if r.identity == UNKNOWN]
-            if unknown and self.store.any_grouped():
-                for n, group in zip(unknown, self._seen_groups(index, vectors[unknown], threshold)):
+            if unknown:
+                for n, group in zip(unknown, self._people.seen_groups(index, vectors[unknown], threshold)):
                     if group is not None:
                         results[n] = replace(results[n], group=group)
         return results
-
-    def _seen_groups(self, index: SearchIndex, vectors: np.ndarray, threshold: float) -> list[dict[str, int] | None]:
-        """For faces nobody named: the unnamed group of their nearest grouped face at or above
-        the threshold, as ``{id, photos}`` ("seen before, in N photos"), else None."""
-        scores, ids = index.search(vectors, min(16, max(index.ntotal, 1)))
-        grouped = self.store.face_groups(found_ids(ids).tolist())
-        out: list[dict[str, int] | None] = []
-        for row_scores, row_ids in zip(scores, ids):
-            hit = next((grouped[int(i)] for s, i in zip(row_scores, row_ids) if int(i) in grouped and s >= threshold), None)
-            out.append(None if hit is None else {"id": hit, "photos": self.store.group_photos(hit)})
-        return out
 
     # --- removal and settings -----------------------------------------------------------
 
@@ -487,76 +472,40 @@ class Gallery:
                 self.index.removed(index, ids, revision)
             return ids
 
-    def cluster(
-        self, full: bool = False, threshold: float = GROUPING_THRESHOLD, min_quality: float = QUALITY_GATE,
-    ) -> dict[str, Any]:
-        """Group the unnamed faces into people (``facesearch.people.clustering``: average
-        linkage on their nearest neighbours). Incremental: faces already grouped keep their
-        groups, which are never renumbered, split or merged; new faces join them or form new
-        ones. ``full``: regroup everything (new group numbers). Faces below ``min_quality``
-        stay ungrouped and are counted. One run at a time (the gallery lock)."""
-        from facesearch.people.clustering import extend
+    # --- people (facesearch.gallery.people) ------------------------------------------------
 
-        start = time.perf_counter()
-        with self.lock:
-            rows = self.store.unnamed_faces()
-            eligible = [(face, None if full else group) for face, group, quality in rows
-                        if quality is None or quality >= min_quality]
-            eligible.sort(key=lambda row: (row[1] is None, row[0]))  # grouped faces first, as extend wants
-            faces = [face for face, _ in eligible]
-            old = np.array([group for _, group in eligible if group is not None], np.int64)
-            labels: list[int] = []
-            if faces:
-                _, vectors = self.store.embeddings(faces)
-                labels = extend(vectors, old, threshold).tolist()
-            self.store.assign_groups(faces, labels, {int(g) for g in old}, full)
-        groups = self.store.groups()
-        grouped = sum(count for _, count in groups)
-        return {"groups": [{"id": group, "faces": count} for group, count in groups if count],
-                "ungrouped": len(rows) - grouped, "seconds": round(time.perf_counter() - start, 3)}
+    def cluster(self, full: bool = False, threshold: float | None = None, min_quality: float | None = None) -> dict[str, Any]:
+        """Group the unnamed faces into people, incrementally (see ``People.cluster``;
+        None: the measured defaults, ``GROUPING_THRESHOLD`` and ``QUALITY_GATE``)."""
+        return self._people.cluster(full, threshold, min_quality)
 
     def people(self) -> list[dict[str, Any]]:
         """Named people and unnamed groups, ``{person, group, faces, face}``."""
-        return self.store.people()
+        return self._people.people()
 
     def name_group(self, group: int, name: str) -> dict[str, Any]:
-        """Name a group: its faces become ``name``'s (who is created, or joined if they exist),
-        and answer queries as that person from now on. ``n000000`` is refused."""
-        name = check_identity(name)
-        with self.lock:
-            named = self.store.name_group(group, name)
-        if named is None:
-            raise UnknownFace(f"no group {group} in the gallery (facesearch people lists them)")
-        return {"person": name, "faces": named[0]}  # the same vectors: queries read whose they are
+        """Name a group: its faces become ``name``'s (joining them if they exist)."""
+        return self._people.name_group(group, name)
 
     def rename(self, old: str, new: str) -> dict[str, Any]:
-        """Rename a person; when ``new`` is someone already, the two become one (a merge)."""
-        new = check_identity(new)
-        with self.lock:
-            renamed = self.store.rename_identity(old, new)
-        if renamed is None:
-            raise UnknownIdentity(f"no identity {old!r} in the gallery")
-        return {"person": new, "faces": renamed[0]}
+        """Rename a person; a merge when ``new`` exists."""
+        return self._people.rename(old, new)
 
     def move(self, face_id: int, person: str, create: bool = False) -> dict[str, Any]:
         """Give one face to ``person`` (who must exist, unless ``create``)."""
-        person = check_identity(person)
-        with self.lock:
-            moved = self.store.move_face(face_id, person, create)
-        if moved == "face":
-            raise UnknownFace(f"no face {face_id} in the gallery (facesearch faces lists them)")
-        if moved == "person":
-            raise UnknownIdentity(f"no identity {person!r} in the gallery (add --create to make them)")
-        return {"face": face_id, "person": person, "faces": moved[0]}
+        return self._people.move(face_id, person, create)
+
+    def split(self, group: int, faces: Sequence[int]) -> dict[str, Any]:
+        """Take some faces of a group into a new group of their own."""
+        return self._people.split(group, faces)
 
     def faces(self, person: str | None = None, group: int | None = None, unnamed: bool = False) -> list[dict[str, Any]]:
-        """The gallery's faces, ``{id, person, group, path, box, quality}``: all of them, or
-        one person's, one group's, or the unnamed ones (an unknown person or group: an error)."""
-        if person is not None and not self.store.has_identity(person):
-            raise UnknownIdentity(f"no identity {person!r} in the gallery")
-        if group is not None and not self.store.has_group(group):
-            raise UnknownFace(f"no group {group} in the gallery (facesearch people lists them)")
-        return self.store.list_faces(person, group, unnamed)
+        """The gallery's faces, ``{id, person, group, path, box, quality}``."""
+        return self._people.faces(person, group, unnamed)
+
+    def face_image(self, face_id: int, side: int = 160) -> bytes:
+        """A JPEG of one face, cut from its photo, at most ``side`` px."""
+        return self._people.face_image(face_id, side)
 
     def _calibrate(self, encoder: FaceEncoder) -> None:
         """A gallery nobody has set a threshold for decides at its encoder's stated one, or,

@@ -327,7 +327,7 @@ class Store:
         wanted = list(set(paths))
         found: set[str] = set()
         with self.session() as session:
-            for chunk in _chunks(wanted, 500):
+            for chunk in chunks(wanted, 500):
                 found.update(session.scalars(select(Face.source_path).where(Face.source_path.in_(chunk))))
         return found
 
@@ -337,7 +337,7 @@ class Store:
         wanted = list(set(hashes))
         found: dict[str, str | None] = {}
         with self.session() as session:
-            for chunk in _chunks(wanted, 500):
+            for chunk in chunks(wanted, 500):
                 rows = session.execute(
                     select(Face.content_hash, Identity.name)
                     .outerjoin(Identity, Face.identity_id == Identity.id)
@@ -355,7 +355,7 @@ class Store:
         Returns (ids, the faces inserted, the new revision).
         """
         with self.session() as session:
-            self._writing(session)
+            self.writing(session)
             present = {
                 (digest, number)
                 for digest, number in session.execute(
@@ -370,7 +370,7 @@ class Store:
                 if key not in seen:
                     seen.add(key)
                     kept.append(face)
-            identities = self._identity_ids(session, {f.identity for f in kept if f.identity is not None})
+            identities = self.identity_ids(session, {f.identity for f in kept if f.identity is not None})
             rows = [
                 Face(
                     identity_id=identities[face.identity] if face.identity is not None else None,
@@ -387,10 +387,10 @@ class Store:
             ]
             session.add_all(rows)
             session.flush()
-            revision = self._bump(session) if rows else self.state(session).revision
+            revision = self.bump(session) if rows else self.state(session).revision
             return [row.id for row in rows], kept, revision
 
-    def _identity_ids(self, session: Session, names: set[str]) -> dict[str, int]:
+    def identity_ids(self, session: Session, names: set[str]) -> dict[str, int]:
         existing = {
             name: ident
             for ident, name in session.execute(
@@ -405,13 +405,13 @@ class Store:
         return existing
 
     @staticmethod
-    def _writing(session: Session) -> None:
+    def writing(session: Session) -> None:
         """Take the gallery row for this transaction: the one place writers queue (see the
         module's docstring). A no-op on SQLite, whose writers are already one at a time."""
         session.execute(select(GalleryRow.id).where(GalleryRow.id == 1).with_for_update())
 
     @staticmethod
-    def _bump(session: Session) -> int:
+    def bump(session: Session) -> int:
         session.execute(
             update(GalleryRow)
             .where(GalleryRow.id == 1)
@@ -423,14 +423,14 @@ class Store:
         """Delete a person and all their faces: (removed face ids, new revision), or None
         if there is no such identity."""
         with self.session() as session:
-            self._writing(session)
+            self.writing(session)
             ident = session.scalar(select(Identity.id).where(Identity.name == name))
             if ident is None:
                 return None
             ids = list(session.scalars(select(Face.id).where(Face.identity_id == ident)))
             session.execute(delete(Face).where(Face.identity_id == ident))
             session.execute(delete(Identity).where(Identity.id == ident))
-            revision = self._bump(session)
+            revision = self.bump(session)
         self.compact_journal()
         return ids, revision
 
@@ -438,171 +438,17 @@ class Store:
         """Delete one face: ([its id], new revision), or None if there is no such face. A
         person left with no face stays (named, with 0 faces) until removed."""
         with self.session() as session:
-            self._writing(session)
+            self.writing(session)
             if session.get(Face, int(face_id)) is None:
                 return None
             session.execute(delete(Face).where(Face.id == int(face_id)))
-            revision = self._bump(session)
+            revision = self.bump(session)
         self.compact_journal()
         return [int(face_id)], revision
-
-    def list_faces(
-        self, person: str | None = None, group: int | None = None, unnamed: bool = False,
-    ) -> list[dict[str, Any]]:
-        """Faces in id order, each ``{id, person, group, path, box, quality}`` (person and group
-        None when none): all of them, or one person's, one group's, or the unnamed ones."""
-        query = (
-            select(Face.id, Identity.name, Face.group_id, Face.source_path, Face.box, Face.quality)
-            .outerjoin(Identity, Face.identity_id == Identity.id)
-            .order_by(Face.id)
-        )
-        if person is not None:
-            query = query.where(Identity.name == person)
-        if group is not None:
-            query = query.where(Face.group_id == group)
-        if unnamed:
-            query = query.where(Face.identity_id.is_(None))
-        with self.session() as session:
-            return [
-                {"id": face_id, "person": name, "group": group_id, "path": path,
-                 "box": json.loads(box) if box else None, "quality": quality}
-                for face_id, name, group_id, path, box, quality in session.execute(query)
-            ]
-
-    def unnamed_faces(self) -> list[tuple[int, int | None, float | None]]:
-        """(id, group, quality) of every face with no person, in id order."""
-        with self.session() as session:
-            rows = session.execute(
-                select(Face.id, Face.group_id, Face.quality).where(Face.identity_id.is_(None)).order_by(Face.id)
-            )
-            return [(face_id, group, quality) for face_id, group, quality in rows]
-
-    def assign_groups(self, faces: Sequence[int], labels: Sequence[int], existing: set[int], full: bool) -> dict[int, int]:
-        """One transaction: each face's group from ``labels`` (a label in ``existing`` is that
-        group; any other label >= 0 is a new group, made here; -1: none); with ``full``, the
-        groups there were are dropped first. Returns {label: group id}."""
-        with self.session() as session:
-            self._writing(session)
-            if full:
-                session.execute(update(Face).values(group_id=None))
-                session.execute(delete(Group))
-            made: dict[int, int] = {label: label for label in existing}
-            for label in sorted({int(x) for x in labels if x >= 0} - set(existing)):
-                row = Group()
-                session.add(row)
-                session.flush()
-                made[label] = row.id
-            by_group: dict[int | None, list[int]] = {}
-            for face, label in zip(faces, labels):
-                by_group.setdefault(made[int(label)] if label >= 0 else None, []).append(int(face))
-            for group, members in by_group.items():
-                for chunk in _chunks(members, 900):
-                    session.execute(update(Face).where(Face.id.in_(list(chunk))).values(group_id=group))
-            return made
-
-    def groups(self) -> list[tuple[int, int]]:
-        """(group id, faces) of every group, in id order."""
-        with self.session() as session:
-            rows = session.execute(
-                select(Group.id, func.count(Face.id)).outerjoin(Face, Face.group_id == Group.id).group_by(Group.id).order_by(Group.id)
-            )
-            return [(group, count) for group, count in rows]
-
-    def people(self) -> list[dict[str, Any]]:
-        """Named people, then unnamed groups: ``{person, group, faces, face}`` (``face``: the
-        id of the best-quality face, to show; person or group None where it does not apply)."""
-        with self.session() as session:
-            best: dict[tuple[str, int], tuple[float, int]] = {}
-            counts: dict[tuple[str, int], int] = {}
-            rows = session.execute(select(Face.id, Face.identity_id, Face.group_id, Face.quality).where(
-                (Face.identity_id.is_not(None)) | (Face.group_id.is_not(None))))
-            for face_id, person, group, quality in rows:
-                key = ("person", person) if person is not None else ("group", group)
-                counts[key] = counts.get(key, 0) + 1
-                score = (quality if quality is not None else -1.0, -face_id)
-                if key not in best or score > best[key]:
-                    best[key] = score
-            names = {ident: name for ident, name in session.execute(select(Identity.id, Identity.name))}
-        listed = [{"person": names[i], "group": None, "faces": counts.get(("person", i), 0),
-                   "face": -best[("person", i)][1] if ("person", i) in best else None}
-                  for i in sorted(names, key=lambda i: names[i])]
-        listed += [{"person": None, "group": g, "faces": n, "face": -best[("group", g)][1]}
-                   for (kind, g), n in sorted(counts.items(), key=lambda item: item[0][1]) if kind == "group"]
-        return listed
-
-    def name_group(self, group: int, name: str) -> tuple[int, int] | None:
-        """Give a group's faces to the person ``name`` (made if new), and drop the group:
-        (the person's faces now, new revision), or None if there is no such group."""
-        with self.session() as session:
-            self._writing(session)
-            if session.get(Group, int(group)) is None:
-                return None
-            person = self._identity_ids(session, {name})[name]
-            session.execute(update(Face).where(Face.group_id == int(group)).values(identity_id=person, group_id=None))
-            session.execute(delete(Group).where(Group.id == int(group)))
-            revision = self._bump(session)
-            faces = session.scalar(select(func.count(Face.id)).where(Face.identity_id == person)) or 0
-            return faces, revision
-
-    def rename_identity(self, old: str, new: str) -> tuple[int, int] | None:
-        """``old``'s faces become ``new``'s (a rename, or a merge when ``new`` exists):
-        (``new``'s faces now, new revision), or None if there is no ``old``."""
-        with self.session() as session:
-            self._writing(session)
-            source = session.scalar(select(Identity.id).where(Identity.name == old))
-            if source is None:
-                return None
-            target = session.scalar(select(Identity.id).where(Identity.name == new))
-            if target is None:
-                session.execute(update(Identity).where(Identity.id == source).values(name=new))
-                target = source
-            else:
-                session.execute(update(Face).where(Face.identity_id == source).values(identity_id=target))
-                session.execute(delete(Identity).where(Identity.id == source))
-            revision = self._bump(session)
-            return session.scalar(select(func.count(Face.id)).where(Face.identity_id == target)) or 0, revision
-
-    def move_face(self, face_id: int, person: str, create: bool) -> tuple[int, int] | str:
-        """Give one face to ``person`` (out of its group, if any): (``person``'s faces now, new
-        revision); "face" or "person" when that one does not exist (a person is made only
-        with ``create``)."""
-        with self.session() as session:
-            self._writing(session)
-            if session.get(Face, int(face_id)) is None:
-                return "face"
-            exists = session.scalar(select(Identity.id).where(Identity.name == person)) is not None
-            if not exists and not create:
-                return "person"
-            target = self._identity_ids(session, {person})[person]
-            session.execute(update(Face).where(Face.id == int(face_id)).values(identity_id=target, group_id=None))
-            revision = self._bump(session)
-            return session.scalar(select(func.count(Face.id)).where(Face.identity_id == target)) or 0, revision
-
-    def face_groups(self, ids: Sequence[int]) -> dict[int, int]:
-        """{face id: group} of the given faces that are in a group of unnamed faces."""
-        found: dict[int, int] = {}
-        with self.session() as session:
-            for chunk in _chunks([int(i) for i in ids], 900):
-                found.update((face_id, group) for face_id, group in session.execute(
-                    select(Face.id, Face.group_id).where(Face.id.in_(chunk), Face.group_id.is_not(None))))
-        return found
-
-    def group_photos(self, group: int) -> int:
-        """How many photos a group's faces come from."""
-        with self.session() as session:
-            return session.scalar(select(func.count(func.distinct(Face.content_hash))).where(Face.group_id == group)) or 0
-
-    def any_grouped(self) -> bool:
-        with self.session() as session:
-            return session.scalar(select(Face.id).where(Face.group_id.is_not(None)).limit(1)) is not None
 
     def has_identity(self, name: str) -> bool:
         with self.session() as session:
             return session.scalar(select(Identity.id).where(Identity.name == name)) is not None
-
-    def has_group(self, group: int) -> bool:
-        with self.session() as session:
-            return session.get(Group, int(group)) is not None
 
     def compact_journal(self) -> None:
         """Leave no copy of deleted rows where this process can reach: SQLite folds its WAL
@@ -629,7 +475,7 @@ class Store:
         out_ids: list[int] = []
         out_vecs: list[bytes] = []
         with self.session() as session:
-            for chunk in _chunks(sorted(int(i) for i in ids), 900):
+            for chunk in chunks(sorted(int(i) for i in ids), 900):
                 for face_id, blob in session.execute(
                     select(Face.id, Face.embedding).where(Face.id.in_(chunk)).order_by(Face.id)
                 ):
@@ -644,7 +490,7 @@ class Store:
         """Every stored vector of each named person (people not enrolled are absent)."""
         blobs: dict[str, list[bytes]] = {}
         with self.session() as session:
-            for chunk in _chunks(list(names), 900):
+            for chunk in chunks(list(names), 900):
                 for name, blob in session.execute(
                     select(Identity.name, Face.embedding)
                     .join(Identity, Face.identity_id == Identity.id)
@@ -666,7 +512,7 @@ class Store:
     ) -> None:
         """Swap every embedding and the bound encoder in one transaction (all or nothing)."""
         with self.session() as session:
-            self._writing(session)
+            self.writing(session)
             for face_id, vector in zip(ids, np.ascontiguousarray(vectors, dtype=np.float32)):
                 session.execute(
                     update(Face).where(Face.id == int(face_id)).values(embedding=vector.tobytes())
@@ -688,7 +534,7 @@ class Store:
         present, and unnamed faces, are absent)."""
         records: dict[int, FaceRecord] = {}
         with self.session() as session:
-            for chunk in _chunks([int(i) for i in ids], 900):
+            for chunk in chunks([int(i) for i in ids], 900):
                 for face_id, name, path in session.execute(
                     select(Face.id, Identity.name, Face.source_path)
                     .join(Identity, Face.identity_id == Identity.id)
@@ -726,6 +572,6 @@ def _gallery_row(session: Session) -> GalleryRow:
     return row
 
 
-def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

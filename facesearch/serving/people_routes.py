@@ -1,5 +1,6 @@
 """People nobody has named yet, and 1:1, under ``/v1``: the CLI's faces, cluster, people,
-name, rename, move, verify and embed commands, with the same JSON keys and error messages."""
+name, split, rename, move, verify and embed commands, with the same JSON keys and error
+messages; and each face's picture, for the page's People view."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from facesearch.errors import ImageError
 from facesearch.serving.routes import Served, _name
@@ -22,6 +23,11 @@ def faces(
     gallery: Served, person: Optional[str] = None, group: Optional[int] = None, unnamed: bool = False,
 ) -> dict[str, Any]:
     return {"faces": gallery.faces(person, group, unnamed)}
+
+
+@router.get("/faces/{face}/image", summary="A JPEG of one face, cut from its photo.", response_class=Response)
+def face_image(face: int, gallery: Served, side: Annotated[int, Query(ge=16, le=512)] = 160) -> Response:
+    return Response(gallery.face_image(face, side), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 @router.delete("/faces/{face}", summary="Delete one face, leaving no copy of it.")
@@ -41,10 +47,7 @@ def cluster(
     gallery: Served, full: bool = False, threshold: Annotated[Optional[float], Query()] = None,
     min_quality: Annotated[Optional[float], Query()] = None,
 ) -> dict[str, Any]:
-    from facesearch.gallery.engine import GROUPING_THRESHOLD, QUALITY_GATE
-
-    return gallery.cluster(full, GROUPING_THRESHOLD if threshold is None else threshold,
-                           QUALITY_GATE if min_quality is None else min_quality)
+    return gallery.cluster(full, threshold, min_quality)
 
 
 @router.get("/people", summary="Named people and the groups of unnamed faces.")
@@ -55,6 +58,11 @@ def people(gallery: Served) -> dict[str, Any]:
 @router.post("/groups/{group}/name", summary="Name a group: its faces become that person's.")
 def name(group: int, gallery: Served, person: Annotated[str, Form()]) -> dict[str, Any]:
     return gallery.name_group(group, person)
+
+
+@router.post("/groups/{group}/split", summary="Take some faces of a group into a new group.")
+def split(group: int, gallery: Served, faces: Annotated[list[int], Form()]) -> dict[str, Any]:
+    return gallery.split(group, faces)
 
 
 @router.post("/identities/{identity}/rename", summary="Rename a person (a merge when the new name exists).")

@@ -1,0 +1,167 @@
+"""People nobody has named yet: grouping the unnamed faces, naming groups, merging, moving
+and splitting, and showing a face. ``Gallery`` delegates its people operations here; the
+rows are ``people_records``'; the grouping itself is ``facesearch.people.clustering``.
+
+Every change runs under the gallery lock, as enroll and remove do. Naming, renaming and
+moving change whose a face is, never its vector: the index keeps its vectors, and an answer
+reads whose each one is from the database.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from facesearch.errors import InputError, UnknownFace, UnknownIdentity
+from facesearch.gallery.layouts import check_identity
+from facesearch.gallery.locking import GalleryLock
+from facesearch.gallery.people_records import PeopleRecords
+from facesearch.gallery.store import Store
+from facesearch.index.base import SearchIndex, found_ids
+
+GROUPING_THRESHOLD = 0.2
+"""``cluster``'s average-linkage threshold: on all 3,481 cfp-dev photos with SFace, BCubed F
+0.941 in one pass and 0.936 in two (benchmarks/results/clustering.md; chosen there)."""
+QUALITY_GATE = 0.1
+"""Faces of lower quality (facesearch.embedding.quality) are left out of groups."""
+THUMBNAIL_MARGIN = 0.2
+"""A face's picture shows its box and this share of its size around it."""
+
+
+def _no_group(group: int) -> UnknownFace:
+    return UnknownFace(f"no group {group} in the gallery (facesearch people lists them)")
+
+
+def _no_face(face_id: int) -> UnknownFace:
+    return UnknownFace(f"no face {face_id} in the gallery (facesearch faces lists them)")
+
+
+class People:
+    """The people operations of one gallery (its store and lock)."""
+
+    def __init__(self, store: Store, lock: GalleryLock) -> None:
+        self.store = store
+        self.records = PeopleRecords(store)
+        self.lock = lock
+
+    def cluster(self, full: bool = False, threshold: float | None = None, min_quality: float | None = None) -> dict[str, Any]:
+        """Group the unnamed faces into people (average linkage on their nearest
+        neighbours). Incremental: faces already grouped keep their groups, which are never
+        renumbered, split or merged; new faces join them or form new ones. ``full``: regroup
+        everything (new group numbers). Faces below ``min_quality`` stay ungrouped and are
+        counted. One run at a time (the gallery lock)."""
+        from facesearch.people.clustering import extend
+
+        threshold = GROUPING_THRESHOLD if threshold is None else threshold
+        min_quality = QUALITY_GATE if min_quality is None else min_quality
+        start = time.perf_counter()
+        with self.lock:
+            rows = self.records.unnamed_faces()
+            eligible = [(face, None if full else group) for face, group, quality in rows
+                        if quality is None or quality >= min_quality]
+            eligible.sort(key=lambda row: (row[1] is None, row[0]))  # grouped faces first, as extend wants
+            faces = [face for face, _ in eligible]
+            old = np.array([group for _, group in eligible if group is not None], np.int64)
+            labels: list[int] = []
+            if faces:
+                _, vectors = self.store.embeddings(faces)
+                labels = extend(vectors, old, threshold).tolist()
+            self.records.assign_groups(faces, labels, {int(g) for g in old}, full)
+        groups = self.records.groups()
+        grouped = sum(count for _, count in groups)
+        return {"groups": [{"id": group, "faces": count} for group, count in groups if count],
+                "ungrouped": len(rows) - grouped, "seconds": round(time.perf_counter() - start, 3)}
+
+    def people(self) -> list[dict[str, Any]]:
+        """Named people and unnamed groups, ``{person, group, faces, face}``."""
+        return self.records.people()
+
+    def name_group(self, group: int, name: str) -> dict[str, Any]:
+        """Name a group: its faces become ``name``'s (who is created, or joined if they exist),
+        and answer queries as that person from now on. ``n000000`` is refused."""
+        name = check_identity(name)
+        with self.lock:
+            named = self.records.name_group(group, name)
+        if named is None:
+            raise _no_group(group)
+        return {"person": name, "faces": named[0]}
+
+    def rename(self, old: str, new: str) -> dict[str, Any]:
+        """Rename a person; when ``new`` is someone already, the two become one (a merge)."""
+        new = check_identity(new)
+        with self.lock:
+            renamed = self.records.rename_identity(old, new)
+        if renamed is None:
+            raise UnknownIdentity(f"no identity {old!r} in the gallery")
+        return {"person": new, "faces": renamed[0]}
+
+    def move(self, face_id: int, person: str, create: bool = False) -> dict[str, Any]:
+        """Give one face to ``person`` (who must exist, unless ``create``)."""
+        person = check_identity(person)
+        with self.lock:
+            moved = self.records.move_face(face_id, person, create)
+        if moved == "face":
+            raise _no_face(face_id)
+        if moved == "person":
+            raise UnknownIdentity(f"no identity {person!r} in the gallery (add --create to make them)")
+        return {"face": face_id, "person": person, "faces": moved[0]}  # type: ignore[index]
+
+    def split(self, group: int, faces: Sequence[int]) -> dict[str, Any]:
+        """Take some faces of a group into a new group (two people grouped as one): the new
+        group's ``{group, faces}``. Faces not in the group, or all of its faces: refused."""
+        with self.lock:
+            split = self.records.split_group(group, faces)
+        if split == "group":
+            raise _no_group(group)
+        if split == "faces":
+            raise InputError(f"split takes some, not all, of group {group}'s faces (facesearch faces --group {group})")
+        return {"group": split[0], "faces": split[1]}  # type: ignore[index]
+
+    def faces(self, person: str | None = None, group: int | None = None, unnamed: bool = False) -> list[dict[str, Any]]:
+        """The gallery's faces, ``{id, person, group, path, box, quality}``: all of them, or
+        one person's, one group's, or the unnamed ones (an unknown person or group: an error)."""
+        if person is not None and not self.store.has_identity(person):
+            raise UnknownIdentity(f"no identity {person!r} in the gallery")
+        if group is not None and not self.records.has_group(group):
+            raise _no_group(group)
+        return self.records.list_faces(person, group, unnamed)
+
+    def face_image(self, face_id: int, side: int = 160) -> bytes:
+        """A JPEG of one face, cut from its photo (its box and a margin) and at most ``side``
+        px: what a person sees to name a group. Read from the photo each time: nothing of
+        the face is kept besides its vector, so a removed face leaves no picture behind."""
+        from PIL import Image
+
+        from facesearch.embedding.imaging import decode, read_bytes
+
+        found = self.records.face_source(face_id)
+        if found is None:
+            raise _no_face(face_id)
+        path, box = found
+        image = decode(read_bytes(path), path)  # a photo moved or deleted since: ImageError
+        if box is not None:
+            left, top, right, bottom = box
+            pad = THUMBNAIL_MARGIN * max(right - left, bottom - top)
+            image = image.crop((max(0, int(left - pad)), max(0, int(top - pad)),
+                                min(image.width, int(right + pad)), min(image.height, int(bottom + pad))))
+        image.thumbnail((side, side), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        image.convert("RGB").save(out, format="JPEG", quality=85)
+        return out.getvalue()
+
+    def seen_groups(self, index: SearchIndex, vectors: np.ndarray, threshold: float) -> list[dict[str, int] | None]:
+        """For faces nobody named: the unnamed group of their nearest grouped face at or above
+        the threshold, as ``{id, photos}`` ("seen before, in N photos"), else None."""
+        if not self.records.any_grouped():
+            return [None] * len(vectors)
+        scores, ids = index.search(vectors, min(16, max(index.ntotal, 1)))
+        grouped = self.records.face_groups(found_ids(ids).tolist())
+        out: list[dict[str, int] | None] = []
+        for row_scores, row_ids in zip(scores, ids):
+            hit = next((grouped[int(i)] for s, i in zip(row_scores, row_ids) if int(i) in grouped and s >= threshold), None)
+            out.append(None if hit is None else {"id": hit, "photos": self.records.group_photos(hit)})
+        return out
