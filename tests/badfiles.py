@@ -1,4 +1,4 @@
-"""Writers for every kind of bad or awkward image file that DESIGN.md lists."""
+"""Writers for every kind of bad or awkward image file that docs/design.md lists."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The command contract of DESIGN.md: JSON keys, one JSON object on stdout, exit codes."""
+"""The command contract of docs/design.md: JSON keys, one JSON object on stdout, exit codes."""
 
 from __future__ import annotations
 

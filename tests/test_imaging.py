@@ -1,4 +1,4 @@
-"""Safe decoding: every bad input of DESIGN.md gets a clear ImageError, awkward modes decode."""
+"""Safe decoding: every bad input of docs/design.md gets a clear ImageError, awkward modes decode."""
 
 from __future__ import annotations
 

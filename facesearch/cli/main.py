@@ -1,6 +1,6 @@
 """The ``facesearch`` command line: thin on purpose; the library does the work.
 
-Contract (DESIGN.md): with ``--json`` every command prints exactly one JSON object on stdout,
+Contract (docs/design.md): with ``--json`` every command prints exactly one JSON object on stdout,
 progress and logs go to stderr; exit 0 on success, 1 on a failure of the input or the state
 (one-line message on stderr, no traceback), 2 on bad usage.
 """
@@ -467,7 +467,7 @@ def cluster(
                                       show_default=False)
     ] = None,
     min_quality: Annotated[
-        Optional[float], typer.Option(help="Faces below this quality stay ungrouped [default: 0.1].", show_default=False)
+        Optional[float], typer.Option(help="Faces below this quality stay ungrouped [default: 0.05].", show_default=False)
     ] = None,
     home: HomeOption = None,
     database_url: DatabaseOption = None,

@@ -69,7 +69,7 @@ def tar_at_far(scores: np.ndarray, same: np.ndarray, fars: Sequence[float] = FAR
 
 
 def verification_report(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -> dict[str, object]:
-    """The pairs figures of DESIGN.md's contract: roc_auc, accuracy, accuracy_std, tar_at_far."""
+    """The pairs figures of the contract (docs/design.md): roc_auc, accuracy, accuracy_std, tar_at_far."""
     accuracy, spread = kfold_accuracy(scores, same, folds)
     return {
         "pairs": int(len(scores)),

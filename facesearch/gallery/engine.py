@@ -1,6 +1,6 @@
 """The gallery: enroll, query, remove; the one object the CLI (and any script) talks to.
 
-Invariants kept here (see DESIGN.md):
+Invariants kept here (see docs/design.md):
 
 * SQLite is the truth; the FAISS index is reconciled against it by face id whenever its stamp
   does not describe the database state (a crash after a commit, a deleted, truncated or

@@ -1,0 +1,148 @@
+"""Does the face quality score (facesearch.embedding.quality) say which faces to trust? On
+cfp-dev (all 3,481 photos through MTCNN and each encoder's alignment, the largest face of
+each): the score's spread on frontal and profile photos; pairs ROC-AUC of cfp-dev's frontal
+and frontal-profile pairs, by the lower quality of the pair's two faces (terciles); and the
+grouping of unnamed faces (``cluster``'s linkage at its default threshold) with the quality
+gate at 0, 0.1 (``cluster``'s default) and 0.2, faces below it counted as ungrouped.
+
+    python benchmarks/quality.py [--model M ...] [--out benchmarks/results]
+
+Writes quality.json and quality.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import tempfile
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CFP = ROOT.parent / "shared" / "datasets" / "cfp-dev"
+SFACE = ROOT.parent / "shared" / "models" / "sface" / "face_recognition_sface_2021dec.onnx"
+GATES = (0.0, 0.03, 0.05, 0.1, 0.2)
+
+
+def faces(model: Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    """(photos, embedding of each one's largest face, its quality); the whole photo, and its
+    quality, where no face was found."""
+    from facesearch.embedding.encoders import load_model
+    from facesearch.embedding.face_finding.prepare import preparer_for
+    from facesearch.embedding.loader import face_loader
+
+    encoder, fingerprint = load_model(model, "cpu")
+    files = sorted((CFP / "images").glob("*/*.jpg"))
+    cache = Path(tempfile.gettempdir()) / f"facesearch-quality-{hashlib.sha256(fingerprint.encode()).hexdigest()[:12]}.npz"
+    if cache.exists():
+        saved = np.load(cache)
+        return files, saved["vectors"], saved["quality"]
+    preparer = preparer_for(encoder.preprocessing, "mtcnn", fallback=True, max_faces=1)
+    vectors = np.zeros((len(files), encoder.dim), np.float32)
+    quality = np.zeros(len(files), np.float32)
+    for batch in face_loader(files, preparer, 64):
+        if batch.images is not None:
+            vectors[batch.positions] = encoder.embed_faces(batch.images)
+            quality[batch.positions] = batch.qualities
+    np.savez(cache, vectors=vectors, quality=quality)
+    return files, vectors, quality
+
+
+def spread(quality: np.ndarray, frontal: np.ndarray) -> dict[str, Any]:
+    """Quartiles of the score on frontal and on profile photos, and the share under each gate."""
+    out: dict[str, Any] = {}
+    for name, chosen in (("frontal", frontal), ("profile", ~frontal)):
+        q = quality[chosen]
+        out[name] = {"photos": int(chosen.sum()), "quartiles": [round(float(v), 3) for v in np.percentile(q, [25, 50, 75])],
+                     **{f"under_{gate}": round(float((q < gate).mean()), 4) for gate in GATES if gate}}
+    return out
+
+
+def pairs_by_quality(files: list[Path], vectors: np.ndarray, quality: np.ndarray) -> list[dict[str, Any]]:
+    """ROC-AUC of each pairs file in terciles of the pair's lower quality."""
+    from sklearn.metrics import roc_auc_score
+
+    from facesearch.evaluation.verification import read_pairs
+
+    position = {path: n for n, path in enumerate(files)}
+    rows = []
+    for name in ("pairs.txt", "pairs_profile.txt"):
+        pairs = read_pairs(CFP / name, CFP / "images")
+        index = np.array([position[p] for p in pairs.images])
+        left, right = index[pairs.left], index[pairs.right]
+        scores = np.einsum("ij,ij->i", vectors[left], vectors[right])
+        lower = np.minimum(quality[left], quality[right])
+        for tercile, chosen in enumerate(np.array_split(np.argsort(lower, kind="stable"), 3)):
+            rows.append({"pairs": name, "tercile": ["lowest", "middle", "highest"][tercile],
+                         "quality": f"{lower[chosen].min():.3f}-{lower[chosen].max():.3f}", "count": len(chosen),
+                         "roc_auc": round(float(roc_auc_score(pairs.same[chosen], scores[chosen])), 4)})
+        rows.append({"pairs": name, "tercile": "all", "quality": "", "count": len(scores),
+                     "roc_auc": round(float(roc_auc_score(pairs.same, scores)), 4)})
+    return rows
+
+
+def gated_grouping(vectors: np.ndarray, quality: np.ndarray, people: np.ndarray) -> list[dict[str, Any]]:
+    """BCubed of ``cluster``'s grouping with each quality gate (gated faces: groups of one)."""
+    from facesearch.evaluation.clustering import report
+    from facesearch.gallery.people import GROUPING_THRESHOLD
+    from facesearch.people.clustering import group
+
+    rows = []
+    for gate in GATES:
+        kept = quality >= gate
+        labels = np.full(len(vectors), -1, np.int64)
+        labels[kept] = group(vectors[kept], "linkage", GROUPING_THRESHOLD)
+        scored = report(labels, people)
+        rows.append({"gate": gate, "gated": int((~kept).sum()), "bcubed_f": scored["bcubed"]["f"],
+                     "bcubed_precision": scored["bcubed"]["precision"], "bcubed_recall": scored["bcubed"]["recall"]})
+    return rows
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    lines = ["# Face quality against accuracy (benchmarks/quality.py)", "",
+             "cfp-dev, all 3,481 photos, MTCNN; quality = geometric mean of size, sharpness and pose "
+             "(facesearch/embedding/quality.py).", ""]
+    for result in results:
+        lines += [f"## {result['model']}", "", "| photos | count | quality quartiles | " + " | ".join(f"under {g}" for g in GATES if g) + " |", "|---|---|---|" + "---|" * (len(GATES) - 1)]
+        for name, row in result["spread"].items():
+            lines.append(f"| {name} | {row['photos']} | {row['quartiles']} | " + " | ".join(str(row[f"under_{g}"]) for g in GATES if g) + " |")
+        lines += ["", "| pairs | lower quality of the pair | range | pairs | ROC-AUC |", "|---|---|---|---|---|"]
+        lines += [f"| {r['pairs']} | {r['tercile']} | {r['quality']} | {r['count']} | {r['roc_auc']} |" for r in result["pairs"]]
+        lines += ["", "| quality gate | faces gated | BCubed P | BCubed R | BCubed F |", "|---|---|---|---|---|"]
+        lines += [f"| {r['gate']} | {r['gated']} | {r['bcubed_precision']:.4f} | {r['bcubed_recall']:.4f} | **{r['bcubed_f']:.4f}** |"
+                  for r in result["grouping"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", help="encoders to measure [default: SFace and the shipped one]")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args()
+    if not CFP.exists():
+        raise SystemExit("needs ../shared/datasets/cfp-dev")
+    from facesearch.models.reference import default_model
+
+    models = [Path(m) for m in args.model] if args.model else [m for m in (SFACE, Path(default_model())) if m.exists()]
+    results = []
+    for model in models:
+        files, vectors, quality = faces(model)
+        people = np.array([f.parent.name for f in files])
+        frontal = np.array([int(f.stem.rsplit("_", 1)[1]) <= 10 for f in files])
+        results.append({"model": model.name, "spread": spread(quality, frontal),
+                        "pairs": pairs_by_quality(files, vectors, quality),
+                        "grouping": gated_grouping(vectors, quality, people)})
+        print(markdown(results[-1:]), flush=True)
+    out = Path(args.out)
+    (out / "quality.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "quality.md").write_text(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
