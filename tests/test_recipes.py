@@ -83,11 +83,37 @@ def test_a_missing_recipe_or_data_is_named(tmp_path: Path) -> None:
     assert "DATA" in cli_json("train", "--config", recipe, "--out", tmp_path / "m.pt", code=2)["error"]
 
 
+def test_a_recipe_of_stages_runs_each_from_the_one_before_and_resumes(people: Path, tmp_path: Path) -> None:
+    """Two stages: the second starts from the first's model file; --out names the last one's;
+    --resume after both finished runs no epoch again."""
+    recipe = tmp_path / "chain.toml"
+    recipe.write_text(QUICK + f'data = "{people}"\n\n[[stage]]\nout = "{tmp_path / "first.pt"}"\n\n'
+                      f'[[stage]]\nout = "{tmp_path / "second.pt"}"\nlr = 0.01\n')
+    report = cli_json("train", "--config", recipe, "--out", tmp_path / "final.pt")
+    assert [stage["model"] for stage in report["stages"]] == [str(tmp_path / "first.pt"), str(tmp_path / "final.pt")]
+    assert Path(report["config"]["init"]).name == "first.pt" and report["config"]["lr"] == 0.01
+    assert (tmp_path / "first.pt").is_file() and (tmp_path / "final.pt").is_file() and not (tmp_path / "second.pt").exists()
+    again = cli("train", "--config", recipe, "--out", tmp_path / "final.pt", "--resume")
+    assert again.exit_code == 0 and "epoch 1" not in again.stderr and "stage 2 of 2" in again.stderr and "(resumed)" in again.stderr
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ('[[stage]]\nepochs = 1\n', "stage 1: every stage names its out"),
+    ('[[stage]]\nout = "a.pt"\nlr_max = 1\n', "stage 1: unknown key 'lr_max'"),
+    ('stage = 3\n', "one or more [[stage]] tables"),
+])
+def test_a_bad_stage_is_named(tmp_path: Path, text: str, says: str) -> None:
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text(text)
+    assert says in cli_json("train", "d", "--config", recipe, code=2)["error"]
+
+
 def test_the_shipped_recipes_are_valid() -> None:
-    """Every recipe in recipes/ reads as a TrainConfig (its paths need not exist here)."""
-    from facesearch.training.recipes import read_recipe
+    """Every recipe in recipes/ reads as TrainConfig options, each stage of a chain too (its
+    paths need not exist here)."""
+    from facesearch.training.recipes import read_stages
 
     root = Path(__file__).resolve().parents[1] / "recipes"
     for recipe in sorted(root.glob("*.toml")):
-        values = read_recipe(recipe)
-        assert "data" in values and "out" in values, recipe.name
+        for values in read_stages(recipe):
+            assert "data" in values and "out" in values, recipe.name

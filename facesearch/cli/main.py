@@ -854,36 +854,55 @@ def export(
 def _train(options: dict[str, Any], config: Path | None, resume: bool, checkpoint: Path | None, as_json: bool) -> None:
     """Train an encoder: classification, then a margin (ArcFace) fine-tune -> model file;
     with --teacher, every phase also learns the teacher's embeddings. Options may come from a
-    recipe (--config FILE, TOML); flags win over it."""
+    recipe (--config FILE, TOML); flags win over it. A recipe of several stages runs them in
+    order, each from the one before (--resume continues the chain where it stopped)."""
     from facesearch.errors import InputError
     from facesearch.training.augment import AugmentConfig
-    from facesearch.training.recipes import read_recipe
+    from facesearch.training.recipes import read_stages
 
     given = {name: value for name, value in options.items() if value is not None}  # Typer checked these
     try:
-        values = read_recipe(config) if config else {}
+        stages = read_stages(config) if config else [{}]
     except InputError as exc:
         raise typer.BadParameter(str(exc), param_hint="--config") from None
     try:
-        AugmentConfig.parse(given.get("augment", values.get("augment", "")))
+        AugmentConfig.parse(given.get("augment", stages[-1].get("augment", "")))
     except InputError as exc:
         raise typer.BadParameter(str(exc), param_hint="--augment") from None
-    values.update(given)
-    for name, what in (("data", "argument 'DATA'"), ("out", "option '--out'")):
-        if name not in values:
-            raise typer.BadParameter(f"missing {what} (on the command line or in --config)")
+    for number, values in enumerate(stages, 1):
+        last = number == len(stages)
+        values.update({k: v for k, v in given.items() if last or k != "out"})
+        for name, what in (("data", "argument 'DATA'"), ("out", "option '--out'")):
+            if name not in values:
+                raise typer.BadParameter(f"missing {what} (on the command line or in --config)")
+    if checkpoint is not None and len(stages) > 1:
+        raise typer.BadParameter("--checkpoint names one run's checkpoint: not with a recipe of stages")
     with failures(as_json):
-        from facesearch.training.distill import embedding_dim_for
-        from facesearch.training.launch import train as run_training
-        from facesearch.training.recipes import config_from
-
-        if "embedding_dim" not in values:
-            values["embedding_dim"] = embedding_dim_for(values.get("teacher"))
-        settings = config_from(values)
-        with progress_bars() as progress:
-            report = run_training(settings, resume, checkpoint, progress, _print_epoch)
+        reports = [_train_stage(values, resume, checkpoint, (number, len(stages)))
+                   for number, values in enumerate(stages, 1)]
         if os.environ.get("RANK", "0") == "0":  # under torchrun, the lead alone reports
-            emit(as_json, report.to_dict(), _print_train)
+            result = reports[-1].to_dict()
+            if len(reports) > 1:
+                result["stages"] = [{"model": r.model, "epochs": r.epochs, "best_epoch": r.best_epoch} for r in reports]
+            emit(as_json, result, _print_train)
+
+
+def _train_stage(values: dict[str, Any], resume: bool, checkpoint: Path | None, stage: tuple[int, int]) -> Any:
+    """One run; in a chain, ``resume`` continues a stage only where it has a checkpoint (the
+    stages before it finished, the ones after it have not begun)."""
+    from facesearch.training.distill import embedding_dim_for
+    from facesearch.training.launch import train as run_training
+    from facesearch.training.recipes import config_from
+
+    if "embedding_dim" not in values:
+        values["embedding_dim"] = embedding_dim_for(values.get("teacher"))
+    settings = config_from(values)
+    if stage[1] > 1:
+        resume = resume and (settings.run_path / "checkpoint.pt").is_file()
+        if os.environ.get("RANK", "0") == "0":
+            typer.echo(f"stage {stage[0]} of {stage[1]}: {settings.out}" + (" (resumed)" if resume else ""), err=True)
+    with progress_bars() as progress:
+        return run_training(settings, resume, checkpoint, progress, _print_epoch)
 
 
 app.command("train")(train_command.command(_train))

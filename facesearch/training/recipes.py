@@ -3,9 +3,15 @@
 A recipe's keys are TrainConfig's fields (``lr``, ``arcface_epochs``, or as flags spell them,
 ``arcface-epochs``); flags given on the command line win over the file. Paths in a recipe are
 read like paths on the command line: relative to the working directory, so the recipes in
-``recipes/`` name ``../shared/datasets/...`` from the project's root. A key TrainConfig does
+``recipes/`` name ``../shared/datasets/...`` from the project's root (``~`` is the user's home). A key TrainConfig does
 not have, a value of the wrong type or out of bounds, or a file that cannot be read is refused
 with one line naming it, before anything runs.
+
+A recipe may be a chain of runs, each from the one before (how the shipped reference was
+made): the top-level keys hold for every run, and each ``[[stage]]`` table adds or overrides
+keys for one run, in order. Every stage names its ``out``; a stage without ``init`` starts
+from the previous stage's model file. Flags hold for every stage, except ``--out``, which
+names the last stage's model file.
 """
 
 from __future__ import annotations
@@ -35,7 +41,18 @@ def base_type(name: str) -> tuple[Any, bool]:
 
 
 def read_recipe(path: str | Path) -> dict[str, Any]:
-    """The recipe's options, checked against TrainConfig (values as the file gives them)."""
+    """The recipe's options, checked against TrainConfig (values as the file gives them); a
+    chain of stages is refused here (``read_stages`` reads those)."""
+    stages = read_stages(path)
+    if len(stages) > 1:
+        raise InputError(f"{path}: a recipe of {len(stages)} stages, where one run was expected")
+    return stages[0]
+
+
+def read_stages(path: str | Path) -> list[dict[str, Any]]:
+    """Each run of the recipe, in order, as its options (one for a plain recipe); every
+    stage of a chain has its ``out`` and, but the first, an ``init`` (the previous ``out``
+    unless it names one)."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -45,12 +62,30 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
         raise InputError(f"{path}: cannot read the recipe ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not a TOML recipe ({exc})") from None
+    chain = data.pop("stage", None)
+    shared = _options(data, path, "")
+    if chain is None:
+        return [shared]
+    if not isinstance(chain, list) or not chain or not all(isinstance(t, dict) for t in chain):
+        raise InputError(f"{path}: stage must be one or more [[stage]] tables")
+    stages: list[dict[str, Any]] = []
+    for number, table in enumerate(chain, 1):
+        stage = {**shared, **_options(table, path, f"stage {number}: ")}
+        if "out" not in stage:
+            raise InputError(f"{path}: stage {number}: every stage names its out")
+        if stages and "init" not in table:
+            stage["init"] = stages[-1]["out"]
+        stages.append(stage)
+    return stages
+
+
+def _options(table: dict[str, Any], path: Path, where: str) -> dict[str, Any]:
     values = {}
-    for key, value in data.items():
+    for key, value in table.items():
         name = key.replace("-", "_")
         if name not in FIELDS:
-            raise InputError(f"{path}: unknown key {key!r} (the keys are train's options: facesearch train --help)")
-        values[name] = check(name, value, f"{path}: {key}")
+            raise InputError(f"{path}: {where}unknown key {key!r} (the keys are train's options: facesearch train --help)")
+        values[name] = check(name, value, f"{path}: {where}{key}")
     return values
 
 
@@ -91,7 +126,8 @@ def config_from(values: dict[str, Any]) -> TrainConfig:
         if value is None:
             continue
         if FIELDS[name].metadata["path"] and name not in ("out", "run_dir"):
-            value = [str(Path(v).resolve()) for v in value] if isinstance(value, (list, tuple)) else str(Path(value).resolve())
+            value = ([str(Path(v).expanduser().resolve()) for v in value] if isinstance(value, (list, tuple))
+                     else str(Path(value).expanduser().resolve()))
         if name == "augment":
             value = AugmentConfig.parse(value)
         if name == "unlabelled":
