@@ -167,9 +167,11 @@ def _light_and_noise(img: Image.Image, rng: np.random.Generator, variation: floa
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
 
 
-def make_face(identity: int, sample: int, size: int = 112, seed: int = 0) -> Image.Image:
-    """Photo ``sample`` of person ``identity`` (both ints), reproducible from the seeds."""
-    return render(traits_for(seed * 1_000_003 + identity), seed * 7_919 + identity * 104_729 + sample, size)
+def make_face(identity: int, sample: int, size: int = 112, seed: int = 0, variation: float = 1.0) -> Image.Image:
+    """Photo ``sample`` of person ``identity`` (both ints), reproducible from the seeds.
+    ``variation`` scales how much photos of one person differ (pose, light, expression,
+    noise): 1 as in training sets, 0.5 for photos taken alike (even light, facing the camera)."""
+    return render(traits_for(seed * 1_000_003 + identity), seed * 7_919 + identity * 104_729 + sample, size, variation)
 
 
 def write_dataset(
@@ -180,6 +182,7 @@ def write_dataset(
     seed: int = 0,
     first_identity: int = 0,
     first_sample: int = 0,
+    variation: float = 1.0,
 ) -> list[Path]:
     """Write ``root/<identity>/<nnnn>.jpg`` (the gallery and ImageFolder layout)."""
     root = Path(root)
@@ -189,7 +192,7 @@ def write_dataset(
         folder.mkdir(parents=True, exist_ok=True)
         for sample in range(first_sample, first_sample + images_per_identity):
             path = folder / f"{sample:04d}.jpg"
-            make_face(ident, sample, size, seed).save(path, quality=92)
+            make_face(ident, sample, size, seed, variation).save(path, quality=92)
             written.append(path)
     return written
 
@@ -203,6 +206,7 @@ def write_pairs(
     size: int = 112,
     seed: int = 0,
     first_identity: int = 0,
+    variation: float = 1.0,
 ) -> Path:
     """An LFW-style verification set: ``root/images/<Name>/<Name>_<nnnn>.jpg`` and
     ``root/pairs.txt`` with ``folds`` x ``per_fold`` same- and different-person pairs.
@@ -213,7 +217,7 @@ def write_pairs(
         folder = root / "images" / name
         folder.mkdir(parents=True, exist_ok=True)
         for n in range(1, images_per_identity + 1):
-            make_face(ident, n, size, seed).save(folder / f"{name}_{n:04d}.jpg", quality=92)
+            make_face(ident, n, size, seed, variation).save(folder / f"{name}_{n:04d}.jpg", quality=92)
     rng = np.random.default_rng(seed)
     lines = [f"{folds}\t{per_fold}"]
     for _ in range(folds):
@@ -239,6 +243,7 @@ def write_probes(
     seed: int = 0,
     first_identity: int = 0,
     first_sample: int = 0,
+    variation: float = 1.0,
 ) -> Path:
     """An HW2P2-style probe set: ``root/unknown_dev/<nnnnnn>.jpg`` and
     ``root/verification_dev.csv`` (``id,label``). The first ``enrolled`` people keep their
@@ -253,7 +258,7 @@ def write_probes(
         label = identity_name(ident) if k < enrolled else UNKNOWN
         for sample in range(first_sample, first_sample + images_per_identity):
             name = f"{len(rows) - 1:06d}.jpg"
-            make_face(ident, sample, size, seed).save(folder / name, quality=92)
+            make_face(ident, sample, size, seed, variation).save(folder / name, quality=92)
             rows.append(f"{name},{label}")
     (Path(root) / "verification_dev.csv").write_text("\n".join(rows) + "\n")
     return folder

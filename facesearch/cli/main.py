@@ -950,6 +950,9 @@ def synth(
             "people after the first N are labelled n000000.",
         ),
     ] = None,
+    variation: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="How much photos of one person differ (pose, light, expression, noise): "
+        "1 as in training sets, 0.5 for photos taken alike.")] = 1.0,
     as_json: JsonOption = False,
 ) -> None:
     """Write synthetic faces (deterministic) for demos and tests."""
@@ -958,13 +961,13 @@ def synth(
     if pairs and probes is not None:
         raise typer.BadParameter("--pairs and --probes are different layouts; choose one", param_hint="--probes")
     if probes is not None:
-        write_probes(folder, identities, probes, images, size, seed, first_identity, first_image)
+        write_probes(folder, identities, probes, images, size, seed, first_identity, first_image, variation)
         count = identities * images
     elif pairs:
-        write_pairs(folder, identities, images, 10, pairs, size, seed, first_identity)
+        write_pairs(folder, identities, images, 10, pairs, size, seed, first_identity, variation)
         count = identities * images
     else:
-        count = len(write_dataset(folder, identities, images, size, seed, first_identity, first_image))
+        count = len(write_dataset(folder, identities, images, size, seed, first_identity, first_image, variation))
     result = {"dir": str(folder), "identities": identities, "images": count}
     emit(as_json, result, lambda r: typer.echo(f"wrote {r['images']} images of {r['identities']} people to {r['dir']}"))
 
