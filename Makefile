@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # The main job on the embedded defaults (SQLite, FAISS on CPU), on cartoon faces (a fresh
-# clone has no photos): train an encoder (about four minutes on 2 cores), export it, enroll 20
+# clone has no photos): train an encoder (about five minutes on 2 cores), export it, enroll 20
 # people it never saw, benchmark, query, remove someone; every answer is checked, and the last
 # line says how many were right (scripts/demo.py says why it is built this way).
 demo: $(STAMP)
