@@ -228,6 +228,18 @@ def open_gallery(
     return Gallery(home, database_url, device=None if device == "auto" else device, detector=detector)
 
 
+def on_gallery(
+    home: Path | None, database_url: str | None, as_json: bool,
+    call: Callable[[Any], dict[str, Any]], human: Callable[[dict[str, Any]], None],
+) -> None:
+    """The frame of the commands that make one change to a gallery: open it, ``call``, close
+    it, then print the result (``human`` without --json); a failure is one line, exit 1."""
+    with failures(as_json):
+        with open_gallery(home, database_url) as gallery:
+            result = call(gallery)
+        emit(as_json, result, human)
+
+
 @app.command()
 def enroll(
     folder: Annotated[Path, typer.Argument(help="DIR/<identity>/<images> or DIR/<identity>.<ext>")],
@@ -475,12 +487,9 @@ def cluster(
 ) -> None:
     """Group the unnamed faces into people (incremental: new faces join the groups there are,
     which keep their numbers); name a group with `facesearch name GROUP NAME`."""
-    with failures(as_json):
-        with open_gallery(home, database_url) as gallery:
-            result = gallery.cluster(full, threshold, min_quality)
-        emit(as_json, result, lambda r: typer.echo(
-            f"{len(r['groups'])} groups of {sum(g['faces'] for g in r['groups'])} faces, {r['ungrouped']} ungrouped "
-            f"({r['seconds']} s)"))
+    on_gallery(home, database_url, as_json, lambda gallery: gallery.cluster(full, threshold, min_quality),
+               lambda r: typer.echo(f"{len(r['groups'])} groups of {sum(g['faces'] for g in r['groups'])} faces, "
+                                    f"{r['ungrouped']} ungrouped ({r['seconds']} s)"))
 
 
 @app.command()
@@ -514,10 +523,8 @@ def name(
     as_json: JsonOption = False,
 ) -> None:
     """Name a group once: its faces become the person's and answer queries by that name."""
-    with failures(as_json):
-        with open_gallery(home, database_url) as gallery:
-            result = gallery.name_group(group, person)
-        emit(as_json, result, lambda r: typer.echo(f"{r['person']}: {r['faces']} faces"))
+    on_gallery(home, database_url, as_json, lambda gallery: gallery.name_group(group, person),
+               lambda r: typer.echo(f"{r['person']}: {r['faces']} faces"))
 
 
 @app.command()
@@ -529,10 +536,8 @@ def split(
     as_json: JsonOption = False,
 ) -> None:
     """Take some faces of a group into a new group: two people that were grouped as one."""
-    with failures(as_json):
-        with open_gallery(home, database_url) as gallery:
-            result = gallery.split(group, faces)
-        emit(as_json, result, lambda r: typer.echo(f"group {r['group']}: {r['faces']} faces"))
+    on_gallery(home, database_url, as_json, lambda gallery: gallery.split(group, faces),
+               lambda r: typer.echo(f"group {r['group']}: {r['faces']} faces"))
 
 
 @app.command()
@@ -544,10 +549,8 @@ def rename(
     as_json: JsonOption = False,
 ) -> None:
     """Rename a person, or merge them into another when NEW exists."""
-    with failures(as_json):
-        with open_gallery(home, database_url) as gallery:
-            result = gallery.rename(old, new)
-        emit(as_json, result, lambda r: typer.echo(f"{r['person']}: {r['faces']} faces"))
+    on_gallery(home, database_url, as_json, lambda gallery: gallery.rename(old, new),
+               lambda r: typer.echo(f"{r['person']}: {r['faces']} faces"))
 
 
 @app.command()
@@ -560,10 +563,8 @@ def move(
     as_json: JsonOption = False,
 ) -> None:
     """Give one face to a person (out of its group, or from another person)."""
-    with failures(as_json):
-        with open_gallery(home, database_url) as gallery:
-            result = gallery.move(face, person, create)
-        emit(as_json, result, lambda r: typer.echo(f"face {r['face']} -> {r['person']} ({r['faces']} faces)"))
+    on_gallery(home, database_url, as_json, lambda gallery: gallery.move(face, person, create),
+               lambda r: typer.echo(f"face {r['face']} -> {r['person']} ({r['faces']} faces)"))
 
 
 @app.command()
