@@ -47,7 +47,7 @@ def compare(pairs_file: Path, model: Path | None) -> dict[str, Any]:
             try:
                 verdict = gallery.verify(pairs.images[left], pairs.images[right], model)
             except ImageError as exc:
-                refused.append(str(exc).split(": ", 1)[0])
+                refused.append(exc.path)
                 continue
             differences.append(abs(verdict.score - float(score)))
     return {"pairs_file": pairs_file.name, "model": model.name, "pairs": len(expected), "compared": len(differences),

@@ -66,3 +66,22 @@ def test_an_untuned_gallery_decides_at_a_threshold_that_travels(home: Path, monk
     estimate = cli_json("threshold", "--fpir", 0.05)
     assert estimate["estimated_from"] == 600
     assert 0.025 <= cli_json("bench", probes)["fpir"] <= 0.10
+
+
+def test_verify_gives_bench_pairs_scores_on_cfp_pairs(home: Path) -> None:
+    """`verify` (each photo's largest face) scores a pair as `bench --pairs` does: the first 60
+    of cfp-dev's frontal pairs, the shipped encoder (all 3,000, and the profile pairs, in
+    benchmarks/verify_pairs.py: at most 1.8e-7 apart)."""
+    from facesearch.embedding.encoders import load_model
+    from facesearch.embedding.face_finding.prepare import preparer_for
+    from facesearch.evaluation.verification import Pairs, pair_vectors, read_pairs
+    from facesearch.gallery.engine import Gallery
+    from facesearch.models.reference import default_model
+
+    every = read_pairs(CFP / "pairs.txt", CFP / "images")
+    pairs = Pairs(every.images, every.left[:60], every.right[:60], every.same[:60], every.folds[:60])
+    encoder, _ = load_model(default_model(), "cpu")
+    expected = pairs.scores(pair_vectors(encoder, pairs, preparer_for(encoder.preprocessing, fallback=True))[0])
+    with Gallery(home) as gallery:
+        scores = [gallery.verify(pairs.images[a], pairs.images[b]).score for a, b in zip(pairs.left, pairs.right)]
+    assert scores == pytest.approx(expected.tolist(), abs=1e-5)
