@@ -88,6 +88,7 @@ DatabaseOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+GroupArgument = Annotated[int, typer.Argument(help="A group of unnamed faces (`facesearch people`).")]
 DeviceOption = Annotated[
     str, typer.Option("--device", help="Where the encoder runs: auto, cpu or cuda.")
 ]
@@ -516,7 +517,7 @@ def people(
 
 @app.command()
 def name(
-    group: Annotated[int, typer.Argument(help="A group of unnamed faces (`facesearch people`).")],
+    group: GroupArgument,
     person: Annotated[str, typer.Argument(help="Whose faces they are; an existing person gains them.")],
     home: HomeOption = None,
     database_url: DatabaseOption = None,
@@ -529,7 +530,7 @@ def name(
 
 @app.command()
 def split(
-    group: Annotated[int, typer.Argument(help="A group of unnamed faces (`facesearch people`).")],
+    group: GroupArgument,
     faces: Annotated[list[int], typer.Argument(help="Ids of the faces to take out (`facesearch faces --group GROUP`).")],
     home: HomeOption = None,
     database_url: DatabaseOption = None,
