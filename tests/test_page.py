@@ -146,6 +146,19 @@ def test_the_people_view_shows_groups_as_faces_to_split_and_name(browser, home: 
         assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"people-{viewport['width']}.png"), full_page=True)
+        old = next(row["group"] for row in groups if row["faces"] == 3)
+        page.select_option(f"#groups .group[data-group='{new}'] .merge", str(old))  # one person grouped twice: merged
+        page.wait_for_function("() => document.querySelectorAll('#groups .group').length === 1")
+        merged = httpx.get(f"{base}/v1/people", headers=AUTH).json()["people"]
+        assert [(row["group"], row["faces"]) for row in merged] == [(old, 5)]
+        page.wait_for_function("() => [...document.querySelectorAll('#groups img')].filter(i => i.naturalWidth > 0).length === 5")
+        page.click(f"#groups img[data-face='{grouped[0]}']")  # and split again
+        page.click(f"#groups img[data-face='{grouped[1]}']")
+        page.click("#groups .group .split")
+        page.wait_for_function("() => document.querySelectorAll('#groups .group').length === 2")
+        new = next(row["group"] for row in httpx.get(f"{base}/v1/people", headers=AUTH).json()["people"] if row["faces"] == 2)
+        card = f"#groups .group[data-group='{new}']"
+        page.wait_for_function(f"() => [...document.querySelectorAll(\"{card} img\")].filter(i => i.naturalWidth > 0).length === 2")
         page.fill(f"{card} .group-name", "ada")
         page.click(f"{card} .give-name")
         page.wait_for_selector("#people tr >> text=ada")

@@ -231,6 +231,11 @@ def test_split_takes_faces_into_a_new_group_and_a_face_has_a_picture(home: Path,
     assert parted["faces"] == 2 and parted["group"] != group
     assert [f["id"] for f in cli_json("faces", "--group", parted["group"])["faces"]] == faces[:2]
     assert len(cli_json("faces", "--group", group)["faces"]) == len(faces) - 2
+    assert "no group 999" in cli_json("merge", parted["group"], 999, code=1)["error"]
+    assert "into itself" in cli_json("merge", group, group, code=1)["error"]
+    assert cli_json("merge", parted["group"], group) == {"group": group, "faces": len(faces)}  # one person again
+    assert [g["group"] for g in cli_json("people")["people"]] == [group]
+    parted = cli_json("split", group, faces[0], faces[1])
     with Gallery(home) as gallery:
         picture = Image.open(io.BytesIO(gallery.face_image(faces[2], side=64)))
         assert picture.format == "JPEG" and max(picture.size) == 64

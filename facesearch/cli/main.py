@@ -542,6 +542,19 @@ def split(
 
 
 @app.command()
+def merge(
+    group: GroupArgument,
+    into: Annotated[int, typer.Argument(help="The group that gains its faces and keeps its number.")],
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One person grouped twice: GROUP's faces join INTO, without naming either."""
+    on_gallery(home, database_url, as_json, lambda gallery: gallery.merge(group, into),
+               lambda r: typer.echo(f"group {r['group']}: {r['faces']} faces"))
+
+
+@app.command()
 def rename(
     old: Annotated[str, typer.Argument(help="A person's name.")],
     new: Annotated[str, typer.Argument(help="Their new name; if someone has it, the two become one.")],

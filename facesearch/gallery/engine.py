@@ -499,6 +499,10 @@ class Gallery:
         """Take some faces of a group into a new group of their own."""
         return self._people.split(group, faces)
 
+    def merge(self, group: int, into: int) -> dict[str, Any]:
+        """One person grouped twice: ``group``'s faces join group ``into``."""
+        return self._people.merge(group, into)
+
     def faces(self, person: str | None = None, group: int | None = None, unnamed: bool = False) -> list[dict[str, Any]]:
         """The gallery's faces, ``{id, person, group, path, box, quality}``."""
         return self._people.faces(person, group, unnamed)

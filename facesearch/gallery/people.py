@@ -126,6 +126,17 @@ class People:
             raise InputError(f"split takes some, not all, of group {group}'s faces (facesearch faces --group {group})")
         return {"group": split[0], "faces": split[1]}  # type: ignore[index]
 
+    def merge(self, group: int, into: int) -> dict[str, Any]:
+        """One person grouped twice: ``group``'s faces join group ``into`` (which keeps its
+        number), without naming either: ``{group, faces}`` of the merged group."""
+        with self.lock:
+            merged = self.records.merge_groups(group, into)
+        if merged in ("group", "into"):
+            raise _no_group(group if merged == "group" else into)
+        if merged == "same":
+            raise InputError(f"group {group} cannot be merged into itself")
+        return {"group": into, "faces": merged}
+
     def faces(self, person: str | None = None, group: int | None = None, unnamed: bool = False) -> list[dict[str, Any]]:
         """The gallery's faces, ``{id, person, group, path, box, quality}``: all of them, or
         one person's, one group's, or the unnamed ones (an unknown person or group: an error)."""

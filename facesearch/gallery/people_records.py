@@ -196,6 +196,21 @@ class PeopleRecords:
                 session.execute(update(Face).where(Face.id.in_(list(chunk))).values(group_id=row.id))
             return row.id, len(wanted)  # whose each face is did not change: no new revision
 
+    def merge_groups(self, group: int, into: int) -> int | str:
+        """Give all of ``group``'s faces to group ``into`` and drop ``group``: ``into``'s faces
+        now; "group" or "into" when that one does not exist, "same" when they are one."""
+        with self.store.session() as session:
+            self.store.writing(session)
+            if session.get(Group, int(group)) is None:
+                return "group"
+            if session.get(Group, int(into)) is None:
+                return "into"
+            if int(group) == int(into):
+                return "same"
+            session.execute(update(Face).where(Face.group_id == int(group)).values(group_id=int(into)))
+            session.execute(delete(Group).where(Group.id == int(group)))
+            return session.scalar(select(func.count(Face.id)).where(Face.group_id == int(into))) or 0
+
     def face_source(self, face_id: int) -> tuple[str, list[float] | None] | None:
         """(photo path, box) of one face, or None if there is no such face."""
         with self.store.session() as session:

@@ -1,5 +1,5 @@
 """People nobody has named yet, and 1:1, under ``/v1``: the CLI's faces, cluster, people,
-name, split, rename, move, verify and embed commands, with the same JSON keys and error
+name, split, merge, rename, move, verify and embed commands, with the same JSON keys and error
 messages; and each face's picture, for the page's People view."""
 
 from __future__ import annotations
@@ -63,6 +63,11 @@ def name(group: int, gallery: Served, person: Annotated[str, Form()]) -> dict[st
 @router.post("/groups/{group}/split", summary="Take some faces of a group into a new group.")
 def split(group: int, gallery: Served, faces: Annotated[list[int], Form()]) -> dict[str, Any]:
     return gallery.split(group, faces)
+
+
+@router.post("/groups/{group}/merge", summary="One person grouped twice: the group's faces join another group.")
+def merge(group: int, gallery: Served, into: Annotated[int, Form()]) -> dict[str, Any]:
+    return gallery.merge(group, into)
 
 
 @router.post("/identities/{identity}/rename", summary="Rename a person (a merge when the new name exists).")
