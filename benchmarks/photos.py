@@ -147,7 +147,7 @@ def _opencv_loop(photos: list[Path]) -> tuple[float, int]:
     return time.perf_counter() - start, done
 
 
-def _enroll_rate(photos: Path, detector: str | None, model: Path | None) -> Any:
+def _enroll_once(photos: Path, detector: str | None, model: Path | None) -> Any:
     """One enroll of ``photos`` into a fresh gallery (the encoder opened outside the timing)."""
     from facesearch.gallery.engine import Gallery
 
@@ -173,7 +173,7 @@ def bench_enroll_photos(args: argparse.Namespace) -> dict[str, Any]:
             seconds, faces = _opencv_loop(files)
             rates["opencv_loop"].append(faces / seconds)
             for name, (detector, model) in setups.items():
-                report = _enroll_rate(photos, detector, model)
+                report = _enroll_once(photos, detector, model)
                 rates[name].append(report.enrolled / report.timings["total"])
                 if name == "defaults":
                     reports.append(report)
