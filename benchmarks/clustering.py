@@ -6,7 +6,7 @@ settings on the same embeddings, and the time each took.
     python benchmarks/clustering.py [--model M ...] [--out benchmarks/results]
 
 The embeddings (MTCNN + the encoder's alignment, the largest face of each photo, the whole
-photo when none is found) are cached in the system's temp folder by model fingerprint.
+photo when none is found) are cfp_faces.py's, cached by model fingerprint.
 Writes clustering.json and clustering.md. The thresholds are chosen on cfp-dev itself, which
 flatters the best row there; the sweep shows how much the choice matters.
 """
@@ -14,44 +14,21 @@ flatters the best row there; the sweep shows how much the choice matters.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-CFP = ROOT.parent / "shared" / "datasets" / "cfp-dev"
-SFACE = ROOT.parent / "shared" / "models" / "sface" / "face_recognition_sface_2021dec.onnx"
+from cfp_faces import ROOT, SFACE, frontal_of, largest_faces, people_of
 THRESHOLDS = {"linkage": (0.15, 0.2, 0.25, 0.3, 0.4), "density": (0.4, 0.45, 0.5, 0.55)}
 
 
 def embeddings(model: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(vectors, person of each, frontal or not) of every cfp-dev photo."""
-    from facesearch.embedding.encoders import load_model
-    from facesearch.embedding.face_finding.prepare import preparer_for
-    from facesearch.embedding.loader import face_loader
-
-    encoder, fingerprint = load_model(model, "cpu")
-    cache = Path(tempfile.gettempdir()) / f"facesearch-cfp-{hashlib.sha256(fingerprint.encode()).hexdigest()[:12]}.npz"
-    files = sorted((CFP / "images").glob("*/*.jpg"))
-    if cache.exists():
-        saved = np.load(cache)
-        return saved["vectors"], saved["people"], saved["frontal"]
-    preparer = preparer_for(encoder.preprocessing, "mtcnn", fallback=True)
-    vectors = np.zeros((len(files), encoder.dim), np.float32)
-    for batch in face_loader(files, preparer, 64):
-        if batch.images is not None:
-            vectors[batch.positions] = encoder.embed_faces(batch.images)
-    people = np.array([f.parent.name for f in files])
-    frontal = np.array([int(f.stem.rsplit("_", 1)[1]) <= 10 for f in files])
-    np.savez(cache, vectors=vectors, people=people, frontal=frontal)
-    return vectors, people, frontal
+    files, vectors, _ = largest_faces(model)
+    return vectors, people_of(files), frontal_of(files)
 
 
 INCREMENTAL = 0.2  # the linkage threshold the incremental row uses

@@ -14,44 +14,14 @@ Writes quality.json and quality.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import tempfile
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-CFP = ROOT.parent / "shared" / "datasets" / "cfp-dev"
-SFACE = ROOT.parent / "shared" / "models" / "sface" / "face_recognition_sface_2021dec.onnx"
+from cfp_faces import CFP, ROOT, SFACE, frontal_of, largest_faces, people_of
 GATES = (0.0, 0.03, 0.05, 0.1, 0.2)
-
-
-def faces(model: Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
-    """(photos, embedding of each one's largest face, its quality); the whole photo, and its
-    quality, where no face was found."""
-    from facesearch.embedding.encoders import load_model
-    from facesearch.embedding.face_finding.prepare import preparer_for
-    from facesearch.embedding.loader import face_loader
-
-    encoder, fingerprint = load_model(model, "cpu")
-    files = sorted((CFP / "images").glob("*/*.jpg"))
-    cache = Path(tempfile.gettempdir()) / f"facesearch-quality-{hashlib.sha256(fingerprint.encode()).hexdigest()[:12]}.npz"
-    if cache.exists():
-        saved = np.load(cache)
-        return files, saved["vectors"], saved["quality"]
-    preparer = preparer_for(encoder.preprocessing, "mtcnn", fallback=True, max_faces=1)
-    vectors = np.zeros((len(files), encoder.dim), np.float32)
-    quality = np.zeros(len(files), np.float32)
-    for batch in face_loader(files, preparer, 64):
-        if batch.images is not None:
-            vectors[batch.positions] = encoder.embed_faces(batch.images)
-            quality[batch.positions] = batch.qualities
-    np.savez(cache, vectors=vectors, quality=quality)
-    return files, vectors, quality
 
 
 def spread(quality: np.ndarray, frontal: np.ndarray) -> dict[str, Any]:
@@ -149,12 +119,10 @@ def main() -> None:
     models = [Path(m) for m in args.model] if args.model else [m for m in (SFACE, Path(default_model())) if m.exists()]
     results = []
     for model in models:
-        files, vectors, quality = faces(model)
-        people = np.array([f.parent.name for f in files])
-        frontal = np.array([int(f.stem.rsplit("_", 1)[1]) <= 10 for f in files])
-        results.append({"model": model.name, "spread": spread(quality, frontal),
+        files, vectors, quality = largest_faces(model)
+        results.append({"model": model.name, "spread": spread(quality, frontal_of(files)),
                         "pairs": pairs_by_quality(files, vectors, quality),
-                        "grouping": gated_grouping(vectors, quality, people)})
+                        "grouping": gated_grouping(vectors, quality, people_of(files))})
         print(markdown(results[-1:]), flush=True)
     out = Path(args.out)
     (out / "quality.json").write_text(json.dumps(results, indent=1) + "\n")

@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from cfp_faces import CFP, ROOT, SFACE, largest_faces
 
 
 def dlib_embeddings(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
@@ -34,7 +31,6 @@ def dlib_embeddings(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     from facesearch.embedding.encoders import load_model
     from facesearch.embedding.face_finding.prepare import preparer_for
     from facesearch.embedding.imaging import decode, read_bytes
-    from quality import SFACE
 
     encoder, _ = load_model(SFACE, "cpu")
     preparer = preparer_for(encoder.preprocessing, "mtcnn", fallback=True, max_faces=1)
@@ -61,9 +57,8 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from facesearch.evaluation.verification import read_pairs
-    from quality import CFP, SFACE, faces
 
-    files, sface, _ = faces(SFACE)
+    files, sface, _ = largest_faces(SFACE)
     own, ours = dlib_embeddings(files)
     unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)  # noqa: E731
     embeddings = {"sface": unit(sface), "dlib_own_alignment": unit(own), "dlib_on_our_crop": unit(ours)}

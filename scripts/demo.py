@@ -17,7 +17,6 @@ Every command is printed as a user would type it; nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -26,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-UNKNOWN = "n000000"
+from facesearch import UNKNOWN
+from facesearch.evaluation.hw2p2 import labelled_probes
 
 
 class Demo:
@@ -57,11 +57,6 @@ class Demo:
         right = said == truth
         self.right += right
         print(f"   {what}: {said}  {'right' if right else f'WRONG (it is {truth})'}", flush=True)
-
-
-def labels(probes: Path) -> dict[str, str]:
-    with open(probes / "verification_dev.csv", newline="") as handle:
-        return {row["id"]: row["label"] for row in csv.DictReader(handle)}
 
 
 def main() -> int:
@@ -107,7 +102,8 @@ def main() -> int:
     demo.step("5. Who is it? A new photo of each of the 20 enrolled people and of 10 strangers, never used to tune")
     demo.run("synth", d / "test", "--identities", 30, "--probes", 20, "--images", 1, "--first-identity", 2000,
              "--first-image", 5, "--variation", 0.5)
-    truth = labels(d / "test")
+    _, labelled = labelled_probes(d / "test" / "unknown_dev", None)  # verification_dev.csv, as bench reads it
+    truth = {path.name: label for path, label in labelled.items()}
     for name in sorted(truth):
         result = demo.run("query", d / "test" / "unknown_dev" / name, "--top-k", 1)
         demo.answer(result["identity"], truth[name], f"{name} ({result['score']:.3f} against {result['threshold']:.3f})")

@@ -462,13 +462,10 @@ def remove(
     none of the data remains in the database files."""
     if (identity is None) == (face is None):
         raise typer.BadParameter("give an IDENTITY, or --face ID (one of them)", param_hint="IDENTITY")
-    with failures(as_json):
-        with open_gallery(home, database_url) as gallery:
-            if face is not None:
-                result: dict[str, Any] = {"removed_face": gallery.remove_face(face)}
-            else:
-                result = {"removed": identity, "faces": gallery.remove(identity)}
-        emit(as_json, result, lambda r: typer.echo(
+    on_gallery(home, database_url, as_json,
+               lambda gallery: {"removed_face": gallery.remove_face(face)} if face is not None
+               else {"removed": identity, "faces": gallery.remove(identity)},
+               lambda r: typer.echo(
             f"removed face {r['removed_face']}" if "removed_face" in r else f"removed {r['removed']} ({r['faces']} faces)"))
 
 
@@ -501,18 +498,15 @@ def people(
 ) -> None:
     """Named people and the groups of unnamed faces (`cluster`), with their face counts and
     one face each to show (the best quality)."""
-    with failures(as_json):
-        with open_gallery(home, database_url) as gallery:
-            result = {"people": gallery.people()}
+    on_gallery(home, database_url, as_json, lambda gallery: {"people": gallery.people()}, _print_people)
 
-        def human(r: dict[str, Any]) -> None:
-            table = Table("person", "group", "faces", "face", box=None)
-            for row in r["people"]:
-                table.add_row(row["person"] or "-", "-" if row["group"] is None else str(row["group"]), str(row["faces"]),
-                              "-" if row["face"] is None else str(row["face"]))
-            Console().print(table)
 
-        emit(as_json, result, human)
+def _print_people(r: dict[str, Any]) -> None:
+    table = Table("person", "group", "faces", "face", box=None)
+    for row in r["people"]:
+        table.add_row(row["person"] or "-", "-" if row["group"] is None else str(row["group"]), str(row["faces"]),
+                      "-" if row["face"] is None else str(row["face"]))
+    Console().print(table)
 
 
 @app.command()
@@ -591,18 +585,15 @@ def faces(
     as_json: JsonOption = False,
 ) -> None:
     """The gallery's faces: id, person, group, photo, box and quality (`remove --face ID`)."""
-    with failures(as_json):
-        with open_gallery(home, database_url) as gallery:
-            result = {"faces": gallery.faces(person, group, unnamed)}
+    on_gallery(home, database_url, as_json, lambda gallery: {"faces": gallery.faces(person, group, unnamed)}, _print_faces)
 
-        def human(r: dict[str, Any]) -> None:
-            table = Table("id", "person", "group", "quality", "photo", "box", box=None)
-            for f in r["faces"]:
-                table.add_row(str(f["id"]), f["person"] or "-", "-" if f["group"] is None else str(f["group"]),
-                              "-" if f["quality"] is None else f"{f['quality']:.2f}", f["path"], str(f["box"] or "-"))
-            Console().print(table)
 
-        emit(as_json, result, human)
+def _print_faces(r: dict[str, Any]) -> None:
+    table = Table("id", "person", "group", "quality", "photo", "box", box=None)
+    for f in r["faces"]:
+        table.add_row(str(f["id"]), f["person"] or "-", "-" if f["group"] is None else str(f["group"]),
+                      "-" if f["quality"] is None else f"{f['quality']:.2f}", f["path"], str(f["box"] or "-"))
+    Console().print(table)
 
 
 @app.command()

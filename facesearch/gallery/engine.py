@@ -176,8 +176,8 @@ class Gallery:
                         filled[[row for _, row in wanted]] = True
                 done += len(set(batch.positions)) + len(batch.failures)
                 progress("re-embedding", done, len(photos))
-            missing = [f"{sources[row][1]}: face {sources[row][3]} is no longer found" for row in np.flatnonzero(~filled)]
-            problems += missing if not problems else []
+            if not problems:  # a photo that failed is named once, not again for each face it held
+                problems += [f"{sources[row][1]}: face {sources[row][3]} is no longer found" for row in np.flatnonzero(~filled)]
             if problems:
                 more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
                 raise GalleryError(

@@ -51,11 +51,7 @@ def gallery_images(root: str | Path) -> tuple[list[LabelledImage], list[Problem]
     Images may sit at any depth below an identity folder. Hidden files and obvious non-image
     files (notes, CSVs) are ignored; an identity folder with no image is reported.
     """
-    root = Path(root)
-    if not root.exists():
-        raise InputError(f"{root}: no such folder")
-    if not root.is_dir():
-        raise InputError(f"{root}: not a folder (enroll takes DIR/<identity>/<images>)")
+    root = _folder(root, "enroll takes DIR/<identity>/<images>")
     images: list[LabelledImage] = []
     problems: list[Problem] = []
     for entry in sorted(root.iterdir()):
@@ -84,9 +80,7 @@ def gallery_images(root: str | Path) -> tuple[list[LabelledImage], list[Problem]
 def unnamed_images(root: str | Path) -> tuple[list[LabelledImage], list[Problem]]:
     """Every image below ``root``, at any depth, with no name (``enroll --unnamed``: a photo
     library, whose folders are albums, not people). Hidden files and folders are skipped."""
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"{root}: no such folder" if not root.exists() else f"{root}: not a folder")
+    root = _folder(root, "enroll --unnamed takes a folder of photos, at any depth")
     files = sorted(
         p for p in root.rglob("*")
         if p.is_file() and is_candidate(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
@@ -94,3 +88,13 @@ def unnamed_images(root: str | Path) -> tuple[list[LabelledImage], list[Problem]
     if not files:
         raise InputError(f"{root}: no images found below it")
     return [LabelledImage(None, path) for path in files], []
+
+
+def _folder(root: str | Path, usage: str) -> Path:
+    """``root`` as a Path when it is a folder, else the one-line error enroll gives."""
+    root = Path(root)
+    if not root.exists():
+        raise InputError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder ({usage})")
+    return root
