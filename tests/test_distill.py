@@ -123,6 +123,89 @@ def test_a_run_with_online_teacher_views_and_mixup(taught: tuple[TrainConfig, ob
         train(resumed, resume=True)
 
 
+def test_cached_views_are_the_views_the_student_sees(taught: tuple[TrainConfig, object], tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """``--teacher-views cached``: the teacher embeds K seeded views of each face once; the
+    loader then draws exactly those pixels (the targets equal the teacher's embedding of the
+    view the student gets), a resumed run reads them back, and the run reports the file."""
+    from facesearch.models.encoder import Encoder
+
+    cfg, _ = taught
+    augment = AugmentConfig(hflip=True, resized_crop=True, color_jitter=True, grey=True, blur=True, lowres=True)
+    views = dataclasses.replace(cfg, out=str(tmp_path / "views.pt"), epochs=1, teacher_views="cached",
+                                views_per_face=3, augment=augment)
+    from facesearch.training.loop import Trainer
+
+    trainer = Trainer(views)
+    targets = trainer.targets.targets
+    assert targets.shape == (36, 3, 16) and not torch.isnan(targets).any()
+    teacher = trainer._teacher_targets.__self__  # noqa: SLF001 (the same trainer)
+    online = OnlineTargets_of(teacher)
+    batch = next(iter(trainer._loader()))  # noqa: SLF001
+    images, _, positions, which = batch
+    assert which.max() < 3 and len(set(which.tolist())) > 1
+    assert torch.allclose(online(images, positions, which), trainer.targets(images, positions, which), atol=2e-3)
+    report = trainer.run()
+    stored = report.to_dict()["taught"]["cache"]["views"]
+    assert stored["per_face"] == 3 and stored["bytes"] > 36 * 3 * 16 * 2 and stored["seconds"] > 0
+
+    calls = []
+    original = Encoder.embed_faces
+    monkeypatch.setattr(Encoder, "embed_faces", lambda self, x: calls.append(len(x)) or original(self, x))
+    train(views, resume=True)
+    assert calls == []  # the resumed run read the views back
+    with pytest.raises(InputError, match="other options.*views_per_face"):
+        train(dataclasses.replace(views, views_per_face=2), resume=True)
+
+
+def OnlineTargets_of(trainer):  # noqa: ANN001, ANN201, N802
+    """The teacher in the loop, for ``trainer``'s run: what each view should embed to."""
+    from facesearch.models.encoder import preprocessing_of
+    from facesearch.training.distill import load_teacher
+    from facesearch.training.teacher_views import OnlineTargets
+
+    teacher, _ = load_teacher(trainer.config.teacher, preprocessing_of(trainer.config.encoder_config()))
+    return OnlineTargets(teacher)
+
+
+def test_an_interrupted_view_build_goes_on_where_it_stopped(taught: tuple[TrainConfig, object], tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from facesearch.models.encoder import preprocessing_of
+    from facesearch.training import view_cache
+    from facesearch.training.augment import train_transform
+    from facesearch.training.distill import load_teacher
+    from facesearch.training.loading import load_training_data
+
+    cfg, _ = taught
+    images = load_training_data(cfg).train.images
+    teacher, fingerprint = load_teacher(cfg.teacher, preprocessing_of(cfg.encoder_config()))
+    transform = train_transform(AugmentConfig(hflip=False, resized_crop=True, color_jitter=True), SIDE)
+    monkeypatch.setattr(view_cache, "BATCH", 8)
+    monkeypatch.setattr(view_cache, "SAVE_EVERY", 2)
+    path, key = tmp_path / "views.pt", view_cache.stamp(images, fingerprint, "crop,jitter", True, 4, 0)
+    whole, _ = view_cache.embed_views(images, transform, True, 4, 0, teacher, path, key)
+
+    original, batches = teacher.embed_faces, []
+
+    def failing(faces, cut: bool = True):  # noqa: ANN001, ANN202
+        batches.append(len(faces))
+        if cut and len(batches) == 5:
+            raise RuntimeError("the power went")
+        return original(faces)
+
+    path.unlink()
+    monkeypatch.setattr(teacher, "embed_faces", failing)
+    with pytest.raises(RuntimeError, match="power"):
+        view_cache.embed_views(images, transform, True, 4, 0, teacher, path, key)
+    partial = torch.load(path, weights_only=True)["targets"]
+    assert int((~torch.isnan(partial[..., 0])).sum()) == 4 * 8  # two saves of two batches each
+    batches.clear()
+    monkeypatch.setattr(teacher, "embed_faces", lambda faces: failing(faces, cut=False))
+    again, _ = view_cache.embed_views(images, transform, True, 4, 0, teacher, path, key)
+    assert sum(batches) == 36 * 4 - 4 * 8  # only the views still missing
+    assert torch.equal(again, whole)  # and the same ones: the views are seeded
+    other = view_cache.stamp(images, fingerprint, "crop,jitter", True, 4, 1)
+    assert other != key
+
+
 def test_mixup_blends_part_of_a_batch_and_unnames_it() -> None:
     from facesearch.training.teacher_views import mix
 
@@ -202,6 +285,7 @@ def test_aligned_training_detects_once_and_leaves_out_photos_without_a_face(tmp_
         ({"teacher": "t.pt", "distill_weight": 0.0}, "teaches nothing"),
         ({"alignment": "dlib"}, "unknown alignment"),
         ({"teacher_views": "online"}, "needs --teacher"),
+        ({"teacher_views": "cached"}, "cached needs --teacher"),
         ({"teacher": "t.pt", "teacher_views": "sometimes"}, "unknown teacher views"),
         ({"teacher": "t.pt", "mixup": 0.3}, "--mixup needs --teacher-views online"),
     ],

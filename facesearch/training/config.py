@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from facesearch.models.encoder import EncoderConfig
 
 MIN_INPUT_SIZE = 32
-TEACHER_VIEWS = ("fixed", "online")
+TEACHER_VIEWS = ("fixed", "online", "cached")
 # Options that only say how or where to run: a resumed run may change them.
 RUNTIME_FIELDS = frozenset({"out", "run_dir", "device", "workers", "cache", "face_cache", "nproc"})
 # Options of phase 2: free to change on resume until phase 2 has started (so one phase-1
@@ -87,7 +87,10 @@ class TrainConfig:
     unlabelled: tuple[str, ...] = option((), "Folder of face photos without names, for the teacher's terms (repeatable).",
                                          path=True)
     teacher_views: str = option("fixed", "What the teacher embeds: fixed (each face's plain crop and its mirror, "
-                                "cached once) or online (the very view the student sees, augmented, every step).")
+                                "cached once), online (the very view the student sees, augmented, every step) or "
+                                "cached (--views-per-face augmented views of each face, embedded once; the student "
+                                "sees exactly those).")
+    views_per_face: int = option(4, "With --teacher-views cached: augmented views of each face the teacher embeds.", low=1)
     mixup: float = option(0.0, "Share of each batch's views mixed with another face's (online teacher views: the "
                           "teacher embeds the mixed image; the mixed views count as unnamed).", low=0.0, high=1.0)
     distill_weight: float = option(1.0, "Weight of the cosine distance to the teacher.", low=0.0)
@@ -131,8 +134,8 @@ class TrainConfig:
             raise InputError("--identity-weight 0 leaves nothing to learn from without --teacher")
         if self.teacher_views not in TEACHER_VIEWS:
             raise InputError(f"unknown teacher views {self.teacher_views!r} (known: {', '.join(TEACHER_VIEWS)})")
-        if self.teacher_views == "online" and not self.teacher:
-            raise InputError("--teacher-views online needs --teacher")
+        if self.teacher_views != "fixed" and not self.teacher:
+            raise InputError(f"--teacher-views {self.teacher_views} needs --teacher")
         if self.mixup and self.teacher_views != "online":
             raise InputError("--mixup needs --teacher-views online: only the teacher can say what a mixed face is")
         if self.teacher and self.distill_weight == 0 and self.relational_weight == 0:

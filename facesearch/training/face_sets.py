@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from facesearch.embedding.loader import face_loader
 from facesearch.training.labelled import FaceClassification, Sample
+from facesearch.training.view_cache import seeded_view, view_seed
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,27 @@ class _TaughtFaces(_CachedFaces):
         return self.transform(image), int(self.labels[position]), position, mirrored
 
 
+class _ViewedFaces(_CachedFaces):
+    """(view, class or -1, position, view number): one of the K views of each face whose
+    teacher embeddings were computed once (``view_cache``), drawn at random each time."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform, mirror: bool, views: int, seed: int) -> None:  # noqa: ANN001
+        super().__init__(images, labels, transform)
+        self.mirror, self.views, self.seed = mirror, views, seed
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, int, int, int]:  # type: ignore[override]
+        view = int(torch.randint(self.views, ()))
+        seed = view_seed(self.seed, position, view, self.views)
+        return seeded_view(self.images[position], self.transform, self.mirror, seed), int(self.labels[position]), position, view
+
+
 def collate_taught(
-    items: list[tuple[torch.Tensor, int, int, bool]],
+    items: list[tuple[torch.Tensor, int, int, bool | int]],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(images, labels, positions, mirrored) of a batch of ``_TaughtFaces`` items."""
-    images, labels, positions, mirrored = zip(*items)
-    return torch.stack(images), torch.tensor(labels), torch.tensor(positions), torch.tensor(mirrored)
+    """(images, labels, positions, which view: mirrored or the view's number) of a batch of
+    ``_TaughtFaces`` or ``_ViewedFaces`` items."""
+    images, labels, positions, which = zip(*items)
+    return torch.stack(images), torch.tensor(labels), torch.tensor(positions), torch.tensor(which)
 
 
 @dataclass
@@ -75,9 +91,12 @@ class FaceSet:
     def samples(self) -> list[Sample]:
         return list(zip(self.paths, self.labels.tolist()))
 
-    def dataset(self, transform, mirror: bool = False) -> Dataset:  # noqa: ANN001
+    def dataset(self, transform, mirror: bool = False, views: int = 0, seed: int = 0) -> Dataset:  # noqa: ANN001
         """Augmented training items; with teacher targets, ``mirror`` draws the horizontal
-        flip (the transform must then not flip)."""
+        flip (the transform must then not flip); ``views``: only the K seeded views of each
+        face that ``view_cache`` had the teacher embed."""
+        if self.images is not None and self.targets is not None and views:
+            return _ViewedFaces(self.images, self.labels, transform, mirror, views, seed)
         if self.images is not None and self.targets is not None:
             return _TaughtFaces(self.images, self.labels, transform, mirror)
         if self.images is not None:

@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
 from facesearch.devices import autocast, resolve_device
+from facesearch.embedding.encoders import FaceEncoder
 from facesearch.errors import InputError
 from facesearch.evaluation.metrics import verification_report
 from facesearch.models.classifier import Classifier
@@ -51,9 +52,10 @@ from facesearch.training.labelled import balanced_sampler, collate_labelled
 from facesearch.training.distill import Distillation
 from facesearch.progress import Progress, quiet
 from facesearch.training.team import Solo
-from facesearch.training.teacher_views import CachedTargets, OnlineTargets, TeacherTargets, mix
+from facesearch.training.teacher_views import CachedTargets, OnlineTargets, TeacherTargets, ViewTargets, mix
 from facesearch.training.face_sets import collate_taught
 from facesearch.training.loading import load_training_data
+from facesearch.training.view_cache import embed_views, stamp
 from facesearch.training.optim import build_optimizer, build_scheduler, steps_per_batch
 from facesearch.training.records import EpochRecord, TrainReport
 from facesearch.evaluation.verification import Pairs, read_pairs
@@ -142,16 +144,32 @@ class Trainer:
         self._start_phase()
 
     def _teacher_targets(self) -> TeacherTargets:
-        """The teacher's targets of the training views: cached, or the teacher in the loop."""
+        """The teacher's targets of the training views: cached, seeded views embedded once, or
+        the teacher in the loop."""
         kept = self.data.train.targets
         assert kept is not None
-        if self.config.teacher_views == "online":
-            from facesearch.models.encoder import preprocessing_of
-            from facesearch.training.distill import load_teacher
+        if self.config.teacher_views == "fixed":
+            return CachedTargets(kept["clean"], kept["flipped"])
+        from facesearch.models.encoder import preprocessing_of
+        from facesearch.training.distill import load_teacher
 
-            teacher, _ = load_teacher(self.config.teacher, preprocessing_of(self.config.encoder_config()))  # type: ignore[arg-type]
+        teacher, fingerprint = load_teacher(self.config.teacher, preprocessing_of(self.config.encoder_config()))  # type: ignore[arg-type]
+        if self.config.teacher_views == "online":
             return OnlineTargets(teacher)
-        return CachedTargets(kept["clean"], kept["flipped"])
+        return ViewTargets(self._embedded_views(teacher, fingerprint))
+
+    def _embedded_views(self, teacher: FaceEncoder, fingerprint: str) -> torch.Tensor:
+        """``--teacher-views cached``: the teacher's embeddings of every face's K seeded views,
+        kept in the run's folder (a resumed or repeated run reads them back)."""
+        c, faces = self.config, self.data.train
+        assert faces.images is not None, "cached views need the decoded faces in memory"
+        key = stamp(faces.images, fingerprint, c.augment.spec(), c.augment.hflip, c.views_per_face, c.seed)
+        targets, stored = embed_views(
+            faces.images, self._transform(), c.augment.hflip, c.views_per_face, c.seed, teacher,
+            c.run_path / "teacher-views.pt", key, self.data.workers, self.progress,
+        )
+        self.data.cache["views"] = {"per_face": c.views_per_face, **stored}
+        return targets
 
     def _initialise_from(self, path: str) -> None:
         """``init``: start from a trained model file's weights with a fresh optimiser and
@@ -224,8 +242,8 @@ class Trainer:
     def _loader(self) -> DataLoader:
         c = self.config
         generator = torch.Generator().manual_seed(c.seed * 100_003 + self.epoch)
-        augment = replace(c.augment, hflip=False) if self.distill is not None else c.augment
-        dataset = self.data.train.dataset(train_transform(augment, c.encoder_config().input_size), c.augment.hflip)
+        views = c.views_per_face if self.distill is not None and c.teacher_views == "cached" else 0
+        dataset = self.data.train.dataset(self._transform(), c.augment.hflip, views, c.seed)
         if c.balanced:
             sampler = balanced_sampler(self.data.train.samples(), seed=int(generator.initial_seed()))
         else:
@@ -241,6 +259,12 @@ class Trainer:
             drop_last=len(dataset) > c.batch_size,
             persistent_workers=False,
         )
+
+    def _transform(self):  # noqa: ANN202 (a v2.Compose)
+        """The training views' augmentations; a taught run draws the mirror itself (a mirrored
+        face has its own target), so its transform never flips."""
+        augment = replace(self.config.augment, hflip=False) if self.distill is not None else self.config.augment
+        return train_transform(augment, self.config.encoder_config().input_size)
 
     def train_epoch(self) -> EpochRecord:
         c = self.config

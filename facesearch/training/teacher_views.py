@@ -5,6 +5,10 @@ its teacher (``TeacherTargets``), with two kinds behind it.
   aligned crop and of its mirror, computed once into the face cache. The student sees
   augmented views of the face but is asked for the clean view's embedding: it learns to be
   invariant to the augmentations, and the target and the input disagree.
+* ``ViewTargets`` (``--teacher-views cached``): the teacher's embeddings of K augmented
+  views of each face, computed once (``view_cache``); the student trains on those views
+  only. Function matching at the price of fixed targets, with K views where online has one a
+  step.
 * ``OnlineTargets`` (``--teacher-views online``): the teacher embeds the very view the student
   trains on, every step (function matching: Beyer et al., "Knowledge distillation: A good
   teacher is patient and consistent", CVPR 2022). Costs a teacher forward per view.
@@ -22,14 +26,16 @@ import numpy as np
 import torch
 
 from facesearch.embedding.encoders import FaceEncoder
+from facesearch.training.view_cache import pixels
 
 
 class TeacherTargets(Protocol):
     seconds: float  # spent in the teacher this epoch (0 for cached targets)
 
-    def __call__(self, views: torch.Tensor, positions: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
+    def __call__(self, views: torch.Tensor, positions: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
         """Unit targets (N, D) for ``views`` (float, the encoder's [-1, 1] range) of the faces
-        at ``positions`` of the training set, ``mirrored`` where the view was flipped."""
+        at ``positions`` of the training set; ``which`` view each is: mirrored or not (fixed
+        targets), its number (cached views)."""
 
 
 class CachedTargets:
@@ -40,9 +46,21 @@ class CachedTargets:
     def __init__(self, clean: torch.Tensor, flipped: torch.Tensor) -> None:
         self.clean, self.flipped = clean, flipped
 
-    def __call__(self, views: torch.Tensor, positions: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
-        positions, mirrored = positions.cpu(), mirrored.cpu()
+    def __call__(self, views: torch.Tensor, positions: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+        positions, mirrored = positions.cpu(), which.cpu().bool()
         return torch.where(mirrored[:, None], self.flipped[positions], self.clean[positions])
+
+
+class ViewTargets:
+    """The teacher's embeddings of each face's K seeded views (N, K, D), looked up."""
+
+    seconds = 0.0
+
+    def __init__(self, targets: torch.Tensor) -> None:
+        self.targets = targets
+
+    def __call__(self, views: torch.Tensor, positions: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+        return self.targets[positions.cpu(), which.cpu().long()].float()
 
 
 class OnlineTargets:
@@ -52,10 +70,9 @@ class OnlineTargets:
         self.teacher = teacher
         self.seconds = 0.0
 
-    def __call__(self, views: torch.Tensor, positions: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
+    def __call__(self, views: torch.Tensor, positions: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
         start = time.perf_counter()
-        pixels = ((views.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-        embedded = self.teacher.embed_faces(np.ascontiguousarray(pixels.numpy()))
+        embedded = self.teacher.embed_faces(pixels(views))
         self.seconds += time.perf_counter() - start
         return torch.from_numpy(np.asarray(embedded, np.float32))
 
