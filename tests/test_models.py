@@ -16,7 +16,7 @@ BATCH = torch.randint(0, 256, (2, 3, 112, 112), dtype=torch.uint8)
 
 def test_registry_has_the_promised_backbones() -> None:
     assert {"resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_large",
-            "convnext_tiny", "litface"} <= set(list_backbones())
+            "convnext_tiny", "litface", "litface_relu"} <= set(list_backbones())
 
 
 @pytest.mark.parametrize(

@@ -118,19 +118,30 @@ def convnext_tiny(drop_path: float = 0.0) -> nn.Module:
     return _with_channels(features, 768)
 
 
-class _InvertedResidual(nn.Module):
-    """Expand 1x1 -> depthwise 3x3 -> project 1x1, PReLU, residual when shapes allow."""
+Activation = Callable[[int], nn.Module]  # channels -> the activation after a conv and its BatchNorm
 
-    def __init__(self, cin: int, cout: int, stride: int, expand: int, drop_path: float) -> None:
+
+def _prelu(channels: int) -> nn.Module:
+    return nn.PReLU(channels)
+
+
+def _relu(channels: int) -> nn.Module:
+    return nn.ReLU(inplace=True)
+
+
+class _InvertedResidual(nn.Module):
+    """Expand 1x1 -> depthwise 3x3 -> project 1x1, PReLU (or ``act``), residual when shapes allow."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int, drop_path: float, act: Activation = _prelu) -> None:
         super().__init__()
         hidden = cin * expand
         self.body = nn.Sequential(
             nn.Conv2d(cin, hidden, 1, bias=False),
             nn.BatchNorm2d(hidden),
-            nn.PReLU(hidden),
+            act(hidden),
             nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
             nn.BatchNorm2d(hidden),
-            nn.PReLU(hidden),
+            act(hidden),
             nn.Conv2d(hidden, cout, 1, bias=False),
             nn.BatchNorm2d(cout),
         )
@@ -147,41 +158,54 @@ class _InvertedResidual(nn.Module):
         return x + out
 
 
-def _conv_bn_prelu(cin: int, cout: int, kernel: int, stride: int, groups: int = 1) -> nn.Sequential:
+def _conv_bn_act(cin: int, cout: int, kernel: int, stride: int, groups: int = 1, act: Activation = _prelu) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
         nn.BatchNorm2d(cout),
-        nn.PReLU(cout),
+        act(cout),
     )
 
 
 @register("litface")
 def litface(drop_path: float = 0.0) -> nn.Module:
-    """A small, fast face network (about 1M parameters).
+    """A small face network (about 1.3M parameters).
 
     In the spirit of MobileFaceNet: one stride-2 stem, then inverted-residual stages
     with PReLU (faces are low-level-texture heavy, and PReLU trains better than ReLU on them),
     ending in a wide 1x1 conv at 7x7 so the embedding head can weigh each face region
-    separately (global depthwise conv) instead of averaging them away.
+    separately (global depthwise conv) instead of averaging them away. PReLU is slow where
+    the embedding runs (onnxruntime on a CPU fuses ReLU into the convolution before it, not
+    PReLU: 6x the time of ``litface_relu``, benchmarks/results/students.md).
     """
+    return _litface(drop_path, _prelu)
+
+
+@register("litface_relu")
+def litface_relu(drop_path: float = 0.0) -> nn.Module:
+    """``litface`` with ReLU: the same face-shaped network at the speed of the answering
+    budget (onnxruntime folds each ReLU into its convolution)."""
+    return _litface(drop_path, _relu)
+
+
+def _litface(drop_path: float, act: Activation) -> nn.Module:
     stages = [  # (out channels, blocks, first stride, expansion)
         (64, 3, 2, 2),
         (128, 4, 2, 4),
         (160, 3, 2, 4),
     ]
     layers: list[nn.Module] = [
-        _conv_bn_prelu(3, 32, 3, 2),
-        _conv_bn_prelu(32, 32, 3, 1, groups=32),
-        _conv_bn_prelu(32, 64, 1, 1),
+        _conv_bn_act(3, 32, 3, 2, act=act),
+        _conv_bn_act(32, 32, 3, 1, groups=32, act=act),
+        _conv_bn_act(32, 64, 1, 1, act=act),
     ]
     total = sum(blocks for _, blocks, _, _ in stages)
     index, cin = 0, 64
     for cout, blocks, stride, expand in stages:
         for block in range(blocks):
             rate = drop_path * index / max(total - 1, 1)
-            layers.append(_InvertedResidual(cin, cout, stride if block == 0 else 1, expand, rate))
+            layers.append(_InvertedResidual(cin, cout, stride if block == 0 else 1, expand, rate, act))
             cin, index = cout, index + 1
-    layers.append(_conv_bn_prelu(cin, 512, 1, 1))
+    layers.append(_conv_bn_act(cin, 512, 1, 1, act=act))
     return _with_channels(nn.Sequential(*layers), 512)
 
 
