@@ -31,8 +31,8 @@ QUALITY_GATE = 0.05
 poor on two counts at once (a turned-away face, 0.1 on pose alone, that is also small or
 blurred). Measured on all of cfp-dev (benchmarks/results/quality.md): with SFace, BCubed F
 0.9414 ungated, 0.9401 at 0.05 (4 faces gated), 0.8845 at 0.1 (234: the profiles the
-encoder groups well) and 0.7466 at 0.2; with the shipped student 0.6253, 0.6246, 0.6311,
-0.6355. A gate that costs a good encoder little and keeps the worst faces out."""
+encoder groups well) and 0.7466 at 0.2; with the shipped student 0.6333, 0.6336, 0.6311,
+0.6369. A gate that costs a good encoder little and keeps the worst faces out."""
 THUMBNAIL_MARGIN = 0.2
 """A face's picture shows its box and this share of its size around it."""
 
