@@ -1,8 +1,8 @@
 """Student networks for the answering budget (issue 27): each candidate backbone with the
 shipped student's head (128-d GDC, 112 px), exported to ONNX as galleries run it, timed at
 batch 1 through onnxruntime (what one query face costs), with its parameter count and how
-many faces a second it trains on in torch (forward and backward at batch 64: what sets its
-epochs at equal training time); the shipped student's network first, as the baseline of the
+many faces a second it trains on in torch (forward and backward at the training loop's
+batch of 128, channels-last as the loop runs it: what sets its epochs at equal training time); the shipped student's network first, as the baseline of the
 same run.
 
     python benchmarks/students.py [--backbones mobilenet_v3_small,litface,...] [--runs 300]
@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BACKBONES = "mobilenet_v3_small,litface,litface_relu,mobilenet_v3_large,mobilenet_v2,resnet18"
-TRAIN_BATCH, TRAIN_STEPS = 64, 6
+TRAIN_BATCH, TRAIN_STEPS = 128, 4
 
 
 def measure(backbone: str, runs: int, folder: Path) -> dict:
@@ -56,8 +56,9 @@ def training_rate(encoder) -> float:  # noqa: ANN001 (a facesearch Encoder)
     import torch
 
     encoder.train()
+    encoder.to(memory_format=torch.channels_last)
     optimiser = torch.optim.SGD(encoder.parameters(), lr=0.0)
-    faces = torch.randn(TRAIN_BATCH, 3, 112, 112)
+    faces = torch.randn(TRAIN_BATCH, 3, 112, 112).contiguous(memory_format=torch.channels_last)
     start = 0.0
     for step in range(TRAIN_STEPS + 1):
         if step == 1:
