@@ -138,8 +138,7 @@ def test_cached_views_are_the_views_the_student_sees(taught: tuple[TrainConfig, 
     trainer = Trainer(views)
     targets = trainer.targets.targets
     assert targets.shape == (36, 3, 16) and not torch.isnan(targets).any()
-    teacher = trainer._teacher_targets.__self__  # noqa: SLF001 (the same trainer)
-    online = OnlineTargets_of(teacher)
+    online = online_targets_of(trainer)
     batch = next(iter(trainer._loader()))  # noqa: SLF001
     images, _, positions, which = batch
     assert which.max() < 3 and len(set(which.tolist())) > 1
@@ -157,7 +156,7 @@ def test_cached_views_are_the_views_the_student_sees(taught: tuple[TrainConfig, 
         train(dataclasses.replace(views, views_per_face=2), resume=True)
 
 
-def OnlineTargets_of(trainer):  # noqa: ANN001, ANN201, N802
+def online_targets_of(trainer):  # noqa: ANN001, ANN201
     """The teacher in the loop, for ``trainer``'s run: what each view should embed to."""
     from facesearch.models.encoder import preprocessing_of
     from facesearch.training.distill import load_teacher

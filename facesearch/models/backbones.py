@@ -175,7 +175,7 @@ def litface(drop_path: float = 0.0) -> nn.Module:
     ending in a wide 1x1 conv at 7x7 so the embedding head can weigh each face region
     separately (global depthwise conv) instead of averaging them away. PReLU is slow where
     the embedding runs (onnxruntime on a CPU fuses ReLU into the convolution before it, not
-    PReLU: 6x the time of ``litface_relu``, benchmarks/results/students.md).
+    PReLU: 5.6x the time of ``litface_relu``, benchmarks/results/students.md).
     """
     return _litface(drop_path, _prelu)
 

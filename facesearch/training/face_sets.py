@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from facesearch.embedding.loader import face_loader
 from facesearch.training.labelled import FaceClassification, Sample
-from facesearch.training.view_cache import seeded_view, view_seed
+from facesearch.training.view_cache import EveryView
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +51,20 @@ class _TaughtFaces(_CachedFaces):
         return self.transform(image), int(self.labels[position]), position, mirrored
 
 
-class _ViewedFaces(_CachedFaces):
+class _ViewedFaces(Dataset):
     """(view, class or -1, position, view number): one of the K views of each face whose
     teacher embeddings were computed once (``view_cache``), drawn at random each time."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform, mirror: bool, views: int, seed: int) -> None:  # noqa: ANN001
-        super().__init__(images, labels, transform)
-        self.mirror, self.views, self.seed = mirror, views, seed
+    def __init__(self, every: EveryView, labels: torch.Tensor) -> None:
+        self.every, self.labels = every, labels
 
-    def __getitem__(self, position: int) -> tuple[torch.Tensor, int, int, int]:  # type: ignore[override]
-        view = int(torch.randint(self.views, ()))
-        seed = view_seed(self.seed, position, view, self.views)
-        return seeded_view(self.images[position], self.transform, self.mirror, seed), int(self.labels[position]), position, view
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, int, int, int]:
+        view = int(torch.randint(self.every.views, ()))
+        picture, _ = self.every[position * self.every.views + view]
+        return picture, int(self.labels[position]), position, view
 
 
 def collate_taught(
@@ -96,7 +98,7 @@ class FaceSet:
         flip (the transform must then not flip); ``views``: only the K seeded views of each
         face that ``view_cache`` had the teacher embed."""
         if self.images is not None and self.targets is not None and views:
-            return _ViewedFaces(self.images, self.labels, transform, mirror, views, seed)
+            return _ViewedFaces(EveryView(self.images, transform, mirror, views, seed), self.labels)
         if self.images is not None and self.targets is not None:
             return _TaughtFaces(self.images, self.labels, transform, mirror)
         if self.images is not None:

@@ -242,7 +242,7 @@ class Trainer:
     def _loader(self) -> DataLoader:
         c = self.config
         generator = torch.Generator().manual_seed(c.seed * 100_003 + self.epoch)
-        views = c.views_per_face if self.distill is not None and c.teacher_views == "cached" else 0
+        views = c.views_per_face if isinstance(self.targets, ViewTargets) else 0
         dataset = self.data.train.dataset(self._transform(), c.augment.hflip, views, c.seed)
         if c.balanced:
             sampler = balanced_sampler(self.data.train.samples(), seed=int(generator.initial_seed()))

@@ -26,7 +26,11 @@ import numpy as np
 import torch
 
 from facesearch.embedding.encoders import FaceEncoder
-from facesearch.training.view_cache import pixels
+
+
+def pixels(views: torch.Tensor) -> np.ndarray:
+    """Float views in the encoder's [-1, 1] range -> the uint8 (N, 3, S, S) a teacher embeds."""
+    return np.ascontiguousarray(((views.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy())
 
 
 class TeacherTargets(Protocol):

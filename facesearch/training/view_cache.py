@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from facesearch.embedding.encoders import FaceEncoder
 from facesearch.fileio import atomic_write
 from facesearch.progress import Progress, quiet
+from facesearch.training.teacher_views import pixels
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,9 @@ def seeded_view(image: torch.Tensor, transform: Callable, mirror: bool, seed: in
         return transform(image)
 
 
-def pixels(views: torch.Tensor) -> np.ndarray:
-    """Float views in the encoder's [-1, 1] range -> the uint8 (N, 3, S, S) a teacher embeds."""
-    return np.ascontiguousarray(((views.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy())
-
-
-class _EveryView(Dataset):
-    """Item ``i``: view ``i % K`` of face ``i // K``, as the training loader will draw it."""
+class EveryView(Dataset):
+    """Item ``i``: view ``i % K`` of face ``i // K``, and ``i``. The teacher embeds these, and
+    the training loader draws its views from this same dataset, so the two cannot differ."""
 
     def __init__(self, images: torch.Tensor, transform: Callable, mirror: bool, views: int, seed: int) -> None:
         self.images, self.transform, self.mirror, self.views, self.seed = images, transform, mirror, views, seed
@@ -102,7 +99,7 @@ def embed_views(
         log.info("the teacher embeds %d views (%d faces x %d, %d done before)", len(todo), len(images), views,
                  len(flat) - len(todo))
         loader = DataLoader(
-            torch.utils.data.Subset(_EveryView(images, transform, mirror, views, seed), todo.tolist()),
+            torch.utils.data.Subset(EveryView(images, transform, mirror, views, seed), todo.tolist()),
             batch_size=BATCH, num_workers=workers, persistent_workers=False,
         )
         done, start = 0, time.perf_counter()
