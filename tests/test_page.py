@@ -51,7 +51,9 @@ def test_the_page_names_the_person_in_an_uploaded_photo(browser, home: Path, fac
         page.screenshot(path=str(ARTIFACTS / "search-page.png"), full_page=True)
 
         page.on("dialog", lambda dialog: dialog.accept())
-        page.click("#people tr:has-text('person_0003') button")
+        with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
+            page.click("#people tr:has-text('person_0003') button")
+        assert deleted.value.ok, page.inner_text("#status")  # said on the page if the server refused
         page.wait_for_function("() => !document.querySelector('#people').innerText.includes('person_0003')")
         listed = httpx.get(f"{base}/v1/identities", headers=AUTH).json()["identities"]
         assert "person_0003" not in {row["identity"] for row in listed} and len(listed) == 7
