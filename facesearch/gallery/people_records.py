@@ -3,7 +3,9 @@ unnamed faces, and the changes that name, merge, move and split them.
 
 Beside ``Store`` (which owns the schema, the connection and every other table's rows): these
 are the queries of ``facesearch.gallery.people``, over the same sessions. Each change that
-alters whose a face is bumps the gallery's revision, as every change to the faces does.
+alters whose a face is bumps the gallery's revision, as every change to the faces does. A
+change asked of a group, face or person that is not there raises the library's error inside
+its transaction, so nothing of it is kept.
 """
 
 from __future__ import annotations
@@ -14,7 +16,20 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
+from facesearch.errors import InputError, UnknownFace, UnknownIdentity
 from facesearch.gallery.store import Face, Group, Identity, Store, chunks
+
+
+def no_group(group: int) -> UnknownFace:
+    return UnknownFace(f"no group {group} in the gallery (facesearch people lists them)")
+
+
+def no_face(face_id: int) -> UnknownFace:
+    return UnknownFace(f"no face {face_id} in the gallery (facesearch faces lists them)")
+
+
+def no_person(name: str, hint: str = "") -> UnknownIdentity:
+    return UnknownIdentity(f"no identity {name!r} in the gallery{hint}")
 
 
 class PeopleRecords:
@@ -107,13 +122,13 @@ class PeopleRecords:
                    for (kind, g), n in sorted(counts.items(), key=lambda item: item[0][1]) if kind == "group"]
         return listed
 
-    def name_group(self, group: int, name: str) -> tuple[int, int] | None:
+    def name_group(self, group: int, name: str) -> tuple[int, int]:
         """Give a group's faces to the person ``name`` (made if new), and drop the group:
-        (the person's faces now, new revision), or None if there is no such group."""
+        (the person's faces now, new revision)."""
         with self.store.session() as session:
             self.store.writing(session)
             if session.get(Group, int(group)) is None:
-                return None
+                raise no_group(group)
             person = self.store.identity_ids(session, {name})[name]
             session.execute(update(Face).where(Face.group_id == int(group)).values(identity_id=person, group_id=None))
             session.execute(delete(Group).where(Group.id == int(group)))
@@ -121,14 +136,14 @@ class PeopleRecords:
             faces = session.scalar(select(func.count(Face.id)).where(Face.identity_id == person)) or 0
             return faces, revision
 
-    def rename_identity(self, old: str, new: str) -> tuple[int, int] | None:
+    def rename_identity(self, old: str, new: str) -> tuple[int, int]:
         """``old``'s faces become ``new``'s (a rename, or a merge when ``new`` exists):
-        (``new``'s faces now, new revision), or None if there is no ``old``."""
+        (``new``'s faces now, new revision)."""
         with self.store.session() as session:
             self.store.writing(session)
             source = session.scalar(select(Identity.id).where(Identity.name == old))
             if source is None:
-                return None
+                raise no_person(old)
             target = session.scalar(select(Identity.id).where(Identity.name == new))
             if target is None:
                 session.execute(update(Identity).where(Identity.id == source).values(name=new))
@@ -139,17 +154,16 @@ class PeopleRecords:
             revision = self.store.bump(session)
             return session.scalar(select(func.count(Face.id)).where(Face.identity_id == target)) or 0, revision
 
-    def move_face(self, face_id: int, person: str, create: bool) -> tuple[int, int] | str:
+    def move_face(self, face_id: int, person: str, create: bool) -> tuple[int, int]:
         """Give one face to ``person`` (out of its group, if any): (``person``'s faces now, new
-        revision); "face" or "person" when that one does not exist (a person is made only
-        with ``create``)."""
+        revision). A person is made only with ``create``."""
         with self.store.session() as session:
             self.store.writing(session)
             if session.get(Face, int(face_id)) is None:
-                return "face"
+                raise no_face(face_id)
             exists = session.scalar(select(Identity.id).where(Identity.name == person)) is not None
             if not exists and not create:
-                return "person"
+                raise no_person(person, " (add --create to make them)")
             target = self.store.identity_ids(session, {person})[person]
             session.execute(update(Face).where(Face.id == int(face_id)).values(identity_id=target, group_id=None))
             revision = self.store.bump(session)
@@ -177,18 +191,18 @@ class PeopleRecords:
         with self.store.session() as session:
             return session.get(Group, int(group)) is not None
 
-    def split_group(self, group: int, faces: Sequence[int]) -> tuple[int, int] | str:
+    def split_group(self, group: int, faces: Sequence[int]) -> tuple[int, int]:
         """Take some of a group's faces into a new group of their own (the rest stay):
-        (the new group's id, its faces); "group" when there is no such group, "faces" when
-        a face given is not in it or all of them are (nothing would be left to split from)."""
+        (the new group's id, its faces). A face not in the group, or all of them (nothing
+        would be left to split from): refused."""
         wanted = {int(f) for f in faces}
         with self.store.session() as session:
             self.store.writing(session)
             if session.get(Group, int(group)) is None:
-                return "group"
+                raise no_group(group)
             members = set(session.scalars(select(Face.id).where(Face.group_id == int(group))))
             if not wanted or not wanted <= members or wanted == members:
-                return "faces"
+                raise InputError(f"split takes some, not all, of group {group}'s faces (facesearch faces --group {group})")
             row = Group()
             session.add(row)
             session.flush()
@@ -196,25 +210,24 @@ class PeopleRecords:
                 session.execute(update(Face).where(Face.id.in_(list(chunk))).values(group_id=row.id))
             return row.id, len(wanted)  # whose each face is did not change: no new revision
 
-    def merge_groups(self, group: int, into: int) -> int | str:
+    def merge_groups(self, group: int, into: int) -> int:
         """Give all of ``group``'s faces to group ``into`` and drop ``group``: ``into``'s faces
-        now; "group" or "into" when that one does not exist, "same" when they are one."""
+        now."""
         with self.store.session() as session:
             self.store.writing(session)
-            if session.get(Group, int(group)) is None:
-                return "group"
-            if session.get(Group, int(into)) is None:
-                return "into"
+            for which in (group, into):
+                if session.get(Group, int(which)) is None:
+                    raise no_group(which)
             if int(group) == int(into):
-                return "same"
+                raise InputError(f"group {group} cannot be merged into itself")
             session.execute(update(Face).where(Face.group_id == int(group)).values(group_id=int(into)))
             session.execute(delete(Group).where(Group.id == int(group)))
             return session.scalar(select(func.count(Face.id)).where(Face.group_id == int(into))) or 0
 
-    def face_source(self, face_id: int) -> tuple[str, list[float] | None] | None:
-        """(photo path, box) of one face, or None if there is no such face."""
+    def face_source(self, face_id: int) -> tuple[str, list[float] | None]:
+        """(photo path, box) of one face."""
         with self.store.session() as session:
             row = session.execute(select(Face.source_path, Face.box).where(Face.id == int(face_id))).first()
         if row is None:
-            return None
+            raise no_face(face_id)
         return row[0], json.loads(row[1]) if row[1] else None
