@@ -178,7 +178,7 @@ def test_an_interrupted_view_build_goes_on_where_it_stopped(taught: tuple[TrainC
     teacher, fingerprint = load_teacher(cfg.teacher, preprocessing_of(cfg.encoder_config()))
     transform = train_transform(AugmentConfig(hflip=False, resized_crop=True, color_jitter=True), SIDE)
     monkeypatch.setattr(view_cache, "BATCH", 8)
-    monkeypatch.setattr(view_cache, "SAVE_EVERY", 2)
+    monkeypatch.setattr(view_cache, "SAVE_SECONDS", 0.0)  # a save after every batch
     path, key = tmp_path / "views.pt", view_cache.stamp(images, fingerprint, "crop,jitter", True, 4, 0)
     whole, _ = view_cache.embed_views(images, transform, True, 4, 0, teacher, path, key)
 
@@ -195,7 +195,7 @@ def test_an_interrupted_view_build_goes_on_where_it_stopped(taught: tuple[TrainC
     with pytest.raises(RuntimeError, match="power"):
         view_cache.embed_views(images, transform, True, 4, 0, teacher, path, key)
     partial = torch.load(path, weights_only=True)["targets"]
-    assert int((~torch.isnan(partial[..., 0])).sum()) == 4 * 8  # two saves of two batches each
+    assert int((~torch.isnan(partial[..., 0])).sum()) == 4 * 8  # the four batches before the cut, each saved
     batches.clear()
     monkeypatch.setattr(teacher, "embed_faces", lambda faces: failing(faces, cut=False))
     again, _ = view_cache.embed_views(images, transform, True, 4, 0, teacher, path, key)

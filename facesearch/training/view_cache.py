@@ -30,7 +30,7 @@ from facesearch.training.teacher_views import pixels
 log = logging.getLogger(__name__)
 
 FORMAT = "facesearch-teacher-views"
-SAVE_EVERY = 20  # batches of views between saves of a build in progress
+SAVE_SECONDS = 60.0  # of the teacher's work at most lost when a build is cut (a save rewrites the file)
 BATCH = 256
 
 
@@ -103,12 +103,15 @@ def embed_views(
             batch_size=BATCH, num_workers=workers, persistent_workers=False,
         )
         done, start = 0, time.perf_counter()
-        for batch, (pictures, items) in enumerate(loader):
+        saved = start
+        for pictures, items in loader:
             flat[items] = torch.from_numpy(np.asarray(teacher.embed_faces(pixels(pictures)), np.float32)).half()
             done += len(items)
             progress("teacher views", done, len(todo), "")
-            if (batch + 1) % SAVE_EVERY == 0 or done == len(todo):
-                _write(path, key, targets, seconds + time.perf_counter() - start)
+            now = time.perf_counter()
+            if now - saved >= SAVE_SECONDS or done == len(todo):
+                _write(path, key, targets, seconds + now - start)
+                saved = now
         seconds += time.perf_counter() - start
     return targets, {"file": path.name, "bytes": path.stat().st_size, "seconds": round(seconds, 1)}
 
