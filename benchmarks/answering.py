@@ -1,6 +1,6 @@
 """How fast facesearch answers: cold commands, warm queries, onnxruntime against torch.
 
-    python benchmarks/answering.py [--runs 7] [--out benchmarks/results]
+    python benchmarks/answering.py [--runs 7] [--candidate MODEL ...] [--out benchmarks/results]
 
 On the cfp-dev gallery (600 photos of 200 people, ``../shared/datasets/cfp-dev``) enrolled
 with the shipped reference encoder (ONNX, MTCNN detection + alignment):
@@ -13,7 +13,12 @@ with the shipped reference encoder (ONNX, MTCNN detection + alignment):
   and its parts (decode + detect + align, embed, search);
 - embed: the same reference through onnxruntime (``reference.onnx``) and torch
   (``reference.pt``) at batch 1, 16 and 64 on aligned cfp-dev faces, faces/s, and how well
-  their embeddings agree (minimum cosine).
+  their embeddings agree (minimum cosine);
+- candidates (``--candidate MODEL``, an ONNX encoder or a ``train`` model file, repeatable): the
+  same gallery enrolled with each, and the warm query of each against the shipped one, one query
+  of each in turn, so that whatever else the machine does weighs on all of them alike. The
+  budget a student must keep is a ratio from one run, never figures from two (machines here
+  differ twofold).
 
 Writes answering.json and answering.md. Run it on an otherwise idle machine.
 """
@@ -117,6 +122,37 @@ def warm(gallery, probe: Path, count: int = 50) -> dict[str, float]:  # noqa: AN
     return result
 
 
+def compared(galleries: dict[str, Any], probe: Path, rounds: int = 100) -> dict[str, Any]:
+    """The warm query of every gallery, one query of each in turn for ``rounds`` rounds:
+    {name: {query_ms, ratio}} (medians; ratio to the first gallery's)."""
+    seconds: dict[str, list[float]] = {name: [] for name in galleries}
+    for gallery in galleries.values():
+        gallery.query(probe)  # warm: encoder, detector, index
+    for _ in range(rounds):
+        for name, gallery in galleries.items():
+            start = time.perf_counter()
+            gallery.query(probe)
+            seconds[name].append(time.perf_counter() - start)
+    medians = {name: 1000 * statistics.median(times) for name, times in seconds.items()}
+    first = next(iter(medians.values()))
+    return {name: {"query_ms": round(ms, 2), "ratio": round(ms / first, 3)} for name, ms in medians.items()}
+
+
+def with_candidates(shipped, candidates: list[Path], probe: Path) -> dict[str, Any]:  # noqa: ANN001
+    """The gallery enrolled again with each candidate encoder, and the warm queries compared."""
+    from contextlib import ExitStack
+
+    from facesearch.gallery.engine import Gallery
+
+    with ExitStack() as stack:
+        galleries = {"shipped": shipped}
+        for number, model in enumerate(candidates):
+            gallery = stack.enter_context(Gallery(Path(tempfile.mkdtemp(prefix=f"facesearch-candidate{number}-")) / "home"))
+            gallery.enroll(CFP / "verification" / "known", model)
+            galleries[model.name] = gallery
+        return compared(galleries, probe)
+
+
 def embedding(faces) -> dict:  # noqa: ANN001
     import numpy as np
 
@@ -145,6 +181,8 @@ def embedding(faces) -> dict:  # noqa: ANN001
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--candidate", type=Path, action="append", default=[],
+                        help="another encoder (ONNX or a train model file) whose warm query is compared")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     os.environ.pop("FACESEARCH_MODEL", None)
@@ -164,6 +202,8 @@ def main() -> None:
                         "model": "facesearch/models/reference.onnx", "fingerprint": gallery.info()["model"]["fingerprint"]},
             "warm": warm(gallery, probe),
         }
+        if args.candidate:
+            results["candidates"] = with_candidates(gallery, args.candidate, probe)
     results["cold"] = cold(home, probe, args.runs)
     results["embed"] = embedding(faces)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -182,6 +222,10 @@ def markdown(r: dict) -> str:
     w = r["warm"]
     lines += ["", "| warm query (in process), median ms | whole | prepare (decode, detect, align) | embed | search |",
               "|---|---|---|---|---|", f"| one probe photo | {w['query_ms']} | {w['prepare_ms']} | {w['embed_ms']} | {w['search_ms']} |"]
+    if "candidates" in r:
+        lines += ["", "| warm query, encoders taking turns | median ms | ratio to the shipped |",
+                  "|---|---|---|"]
+        lines += [f"| `{name}` | {c['query_ms']} | {c['ratio']} |" for name, c in r["candidates"].items()]
     e = r["embed"]
     lines += ["", f"Embedding, same encoder: onnxruntime (runner: {e['runtime']}) against torch; minimum cosine "
               f"between their embeddings of {e['faces_compared']} aligned faces: {e['min_cosine']:.7f}.", "",
