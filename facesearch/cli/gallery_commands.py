@@ -260,9 +260,9 @@ def threshold(
     database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show, or set, the similarity below which a query answers n000000, and where it came
-    from: default, encoder (its stated calibration), fpir (the gallery's photos), tuned
-    (bench --tune) or manual."""
+    """Show, or set, the similarity below which a query answers n000000, where it came from
+    (default, encoder: its stated calibration, fpir: the gallery's photos, tuned: bench --tune,
+    or manual), and the share of strangers it would name on the gallery's own photos."""
     if value is not None and fpir is not None:
         raise typer.BadParameter("give a VALUE or --fpir, not both", param_hint="--fpir")
     with failures(as_json):
@@ -272,14 +272,18 @@ def threshold(
                 gallery.set_threshold(value)
             elif fpir is not None:
                 estimate = gallery.set_threshold_at_fpir(fpir).to_dict()
-            decision = gallery.decision()
-            result = {"threshold": decision["threshold"], "threshold_source": decision["threshold_source"]}
+            result = gallery.threshold_report()
             if estimate is not None:
-                result.update(fpir=estimate["fpir"], estimated_from=estimate["estimated_from"])
+                result["fpir"] = estimate["fpir"]
 
         def human(r: dict[str, Any]) -> None:
-            extra = f" (fpir {r['fpir']}, from {r['estimated_from']} stranger queries)" if "fpir" in r else ""
+            extra = f" (fpir {r['fpir']})" if "fpir" in r else ""
+            if "estimated_fpir" in r:
+                extra += f"; on this gallery's photos it names about {r['estimated_fpir']:.1%} of strangers " \
+                         f"(estimated from {r['estimated_from']} stranger queries)"
             typer.echo(f"{r['threshold']:.4f} {r['threshold_source']}{extra}")
+            if "note" in r:
+                stderr.print(f"note: {r['note']}", highlight=False, markup=False)
 
         emit(as_json, result, human)
 

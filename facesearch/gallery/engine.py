@@ -538,6 +538,28 @@ class Gallery:
         self.store.set_threshold(found.threshold, "fpir")
         return found
 
+    def threshold_report(self) -> dict[str, Any]:
+        """The threshold in force, where it came from, and what it means on this gallery's
+        own photos, estimated without labels: ``estimated_fpir``, the share of strangers it
+        would name (from ``estimated_from`` stranger queries; absent under two people). A
+        threshold the encoder states was measured on other photos (cfp-dev); where this
+        gallery's strangers would be named far more often than it states, ``note`` says so
+        and how to set one from the gallery's photos."""
+        decision = self.decision()
+        report = {"threshold": decision["threshold"], "threshold_source": decision["threshold_source"]}
+        if self.store.counts()[0] < 2:
+            return report
+        with self.index.memory:
+            found = calibration.share_named(self.index.for_query(), self.store, decision["scoring"], decision["threshold"])
+        report.update(estimated_fpir=round(found.fpir, 4), estimated_from=found.estimated_from)
+        stated = (getattr(self.encoder(), "calibration", None) or {}).get("fpir")
+        if decision["threshold_source"] == "encoder" and isinstance(stated, (int, float)) \
+                and calibration.unlike_calibration(stated, found.fpir):
+            report["note"] = (f"the encoder states FPIR {stated} for its threshold on the photos it was calibrated on; "
+                              f"on this gallery's photos it would name about {found.fpir:.0%} of strangers: "
+                              f"`facesearch threshold --fpir {stated}` sets one from them")
+        return report
+
     def set_threshold(self, value: float, source: str = "manual") -> None:
         if not math.isfinite(value) or not -1.0 <= value <= 1.0:
             raise InputError(f"threshold {value} is not a cosine similarity in [-1, 1]")
