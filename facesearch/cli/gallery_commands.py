@@ -283,7 +283,7 @@ def threshold(
                          f"(estimated from {r['estimated_from']} stranger queries)"
             typer.echo(f"{r['threshold']:.4f} {r['threshold_source']}{extra}")
             if "note" in r:
-                stderr.print(f"note: {r['note']}", highlight=False, markup=False)
+                stderr.print(f"note: {r['note']}", highlight=False, markup=False, soft_wrap=True)
 
         emit(as_json, result, human)
 
