@@ -53,6 +53,7 @@ def test_identities_info_and_health(client: TestClient) -> None:
     assert listed == cli_json("identities")
     info = client.get("/v1/info", headers=AUTH).json()
     assert info["faces"] == 24 and info["model"]["alignment"] == "crop"
+    assert client.get("/v1/threshold", headers=AUTH).json() == cli_json("threshold")
     assert "/v1/query" in client.get("/openapi.json").json()["paths"]
     assert client.get("/docs").status_code == 200
 

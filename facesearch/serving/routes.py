@@ -1,5 +1,5 @@
 """The gallery's endpoints under ``/v1``: they mirror the CLI's commands, with the same JSON keys
-and error messages (the design doc): query, enroll, identities, remove, info. Each gets the
+and error messages (the design doc): query, enroll, identities, remove, info, threshold. Each gets the
 gallery through a dependency (``current_gallery``), so a router knows nothing of how the app is made.
 """
 
@@ -57,6 +57,11 @@ def remove(identity: str, gallery: Served) -> dict[str, Any]:
 @router.get("/info", summary="The gallery: model, counts, threshold, index.")
 def info(gallery: Served) -> dict[str, Any]:
     return gallery.info()
+
+
+@router.get("/threshold", summary="The threshold, where it came from, and the share of strangers it names here.")
+def threshold(gallery: Served) -> dict[str, Any]:
+    return gallery.threshold_report()
 
 
 def _renamed(value: Any, names: dict[str, str]) -> Any:
