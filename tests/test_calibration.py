@@ -54,6 +54,17 @@ def test_threshold_fpir_is_where_that_share_of_strangers_gets_a_name(home: Path,
                      "estimated_from": 24}
 
 
+def test_a_large_gallery_is_estimated_from_the_same_sample_each_time(home: Path, faces_dir: Path) -> None:
+    cli_json("enroll", faces_dir)
+    with Gallery(home) as gallery, gallery.index.memory:
+        index, store = gallery.index.for_query(), gallery.store
+        whole = stranger_scores(index, store, "nearest")
+        sample = stranger_scores(index, store, "nearest", most=10)
+        assert len(whole) == 24 and len(sample) == 10
+        assert np.array_equal(sample, stranger_scores(index, store, "nearest", most=10))
+        assert np.abs(sample[:, None] - whole[None, :]).min(axis=1).max() < 1e-5  # scores of the same queries
+
+
 @pytest.mark.parametrize("rate", ["0", "1", "1.5", "-0.1", "nan"])
 def test_a_rate_outside_0_1_changes_nothing(home: Path, faces_dir: Path, rate: str) -> None:
     cli_json("enroll", faces_dir)
