@@ -262,19 +262,18 @@ def threshold(
 ) -> None:
     """Show, or set, the similarity below which a query answers n000000, where it came from
     (default, encoder: its stated calibration, fpir: the gallery's photos, tuned: bench --tune,
-    or manual), and the share of strangers it would name on the gallery's own photos."""
+    or manual), and the share of strangers it would name on the gallery's own photos. A
+    threshold set with --fpir keeps that rate as the gallery grows: each enroll estimates it
+    again."""
     if value is not None and fpir is not None:
         raise typer.BadParameter("give a VALUE or --fpir, not both", param_hint="--fpir")
     with failures(as_json):
         with open_gallery(home, database_url) as gallery:
-            estimate = None
             if value is not None:
                 gallery.set_threshold(value)
             elif fpir is not None:
-                estimate = gallery.set_threshold_at_fpir(fpir).to_dict()
+                gallery.set_threshold_at_fpir(fpir)
             result = gallery.threshold_report()
-            if estimate is not None:
-                result["fpir"] = estimate["fpir"]
 
         def human(r: dict[str, Any]) -> None:
             extra = f" (fpir {r['fpir']})" if "fpir" in r else ""

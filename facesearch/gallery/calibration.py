@@ -50,9 +50,6 @@ class Estimate:
     fpir: float
     estimated_from: int  # stranger queries: one per enrolled photo (of the sample, in a large gallery)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "threshold_source": "fpir", "fpir": self.fpir,
-                "estimated_from": self.estimated_from}
 
 
 def check_rate(rate: float) -> float:

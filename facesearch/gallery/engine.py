@@ -187,9 +187,7 @@ class Gallery:
             ids = [face_id for face_id, _, _, _ in sources]
             self.store.rebind(fp, encoder.describe(), encoder.dim, ids, vectors)
             self.index.reset()
-            if self.store.gallery().threshold_source in ("encoder", "fpir"):  # the old encoder's: stale
-                self.store.set_threshold(DEFAULT_THRESHOLD, "default")
-            self._calibrate(encoder)
+            self._recalibrate(encoder)  # a stated or estimated threshold was the old encoder's
         return len(sources)
 
     # --- enroll -------------------------------------------------------------------------
@@ -254,7 +252,8 @@ class Gallery:
         self._commit(pending, report)
         with report.timed("index"):
             self.index.save()
-        self._calibrate(encoder)
+        if report.enrolled:
+            self._calibrate(encoder)
         report.identities, report.faces = self.store.counts()
         report.timings["total"] = time.perf_counter() - start
         return report
@@ -514,15 +513,30 @@ class Gallery:
     def _calibrate(self, encoder: FaceEncoder) -> None:
         """A gallery nobody has set a threshold for decides at its encoder's stated one, or,
         for an encoder that states none, at the label-free estimate from its own photos once
-        it has two people (``facesearch.gallery.calibration``); until then at the default."""
+        it has two people (``facesearch.gallery.calibration``); until then at the default. A
+        threshold set at a rate (``fpir``) is estimated again: it follows the gallery, whose
+        strangers score higher the more people it holds."""
         row = self.store.gallery()
+        if row.threshold_source == "fpir" and row.threshold_fpir is not None:
+            if self.store.counts()[0] >= 2:
+                self.set_threshold_at_fpir(row.threshold_fpir)
+            return
         if row.threshold_source != "default":
             return
         stated = calibration.encoder_threshold(getattr(encoder, "calibration", None), row.scoring, encoder.flip)
         if stated is not None:
             self.store.set_threshold(stated, "encoder")
         elif self.store.counts()[0] >= 2:
-            self.store.set_threshold(self.estimate_threshold(calibration.DEFAULT_FPIR).threshold, "fpir")
+            self.set_threshold_at_fpir(calibration.DEFAULT_FPIR)
+
+    def _recalibrate(self, encoder: FaceEncoder) -> None:
+        """After a change of encoder or scoring rule: a threshold the encoder stated, or one
+        estimated at a rate nobody remembers (galleries before schema 0006), is stale; one
+        at a known rate is estimated again at it; one tuned or set by hand stays."""
+        row = self.store.gallery()
+        if row.threshold_source == "encoder" or (row.threshold_source == "fpir" and row.threshold_fpir is None):
+            self.store.set_threshold(DEFAULT_THRESHOLD, "default")
+        self._calibrate(encoder)
 
     def estimate_threshold(self, rate: float) -> calibration.Estimate:
         """The threshold at which ``rate`` of strangers would get a name, from the gallery's
@@ -535,25 +549,28 @@ class Gallery:
     def set_threshold_at_fpir(self, rate: float) -> calibration.Estimate:
         """``threshold --fpir RATE``: estimate as ``estimate_threshold`` and keep it."""
         found = self.estimate_threshold(rate)
-        self.store.set_threshold(found.threshold, "fpir")
+        self.store.set_threshold(found.threshold, "fpir", found.fpir)
         return found
 
     def threshold_report(self) -> dict[str, Any]:
-        """The threshold in force, where it came from, and what it means on this gallery's
-        own photos, estimated without labels: ``estimated_fpir``, the share of strangers it
-        would name (from ``estimated_from`` stranger queries; absent under two people). A
-        threshold the encoder states was measured on other photos (cfp-dev); where this
-        gallery's strangers would be named far more often than it states, ``note`` says so
-        and how to set one from the gallery's photos."""
-        decision = self.decision()
-        report = {"threshold": decision["threshold"], "threshold_source": decision["threshold_source"]}
+        """The threshold in force, where it came from (with ``fpir``, the rate it holds, when
+        it was set at one), and what it means on this gallery's own photos, estimated without
+        labels: ``estimated_fpir``, the share of strangers it would name (from
+        ``estimated_from`` stranger queries; absent under two people). A threshold the
+        encoder states was measured on other photos (cfp-dev); where this gallery's strangers
+        would be named far more often than it states, ``note`` says so and how to set one
+        from the gallery's photos."""
+        row = self.store.gallery()
+        report: dict[str, Any] = {"threshold": row.threshold, "threshold_source": row.threshold_source}
+        if row.threshold_fpir is not None:
+            report["fpir"] = row.threshold_fpir
         if self.store.counts()[0] < 2:
             return report
         with self.index.memory:
-            found = calibration.share_named(self.index.for_query(), self.store, decision["scoring"], decision["threshold"])
+            found = calibration.share_named(self.index.for_query(), self.store, row.scoring, row.threshold)
         report.update(estimated_fpir=round(found.fpir, 4), estimated_from=found.estimated_from)
         stated = (getattr(self.encoder(), "calibration", None) or {}).get("fpir")
-        if decision["threshold_source"] == "encoder" and isinstance(stated, (int, float)) \
+        if row.threshold_source == "encoder" and isinstance(stated, (int, float)) \
                 and calibration.unlike_calibration(stated, found.fpir):
             report["note"] = (f"the encoder states FPIR {stated} for its threshold on the photos it was calibrated on; "
                               f"on this gallery's photos it would name about {found.fpir:.0%} of strangers: "
@@ -576,9 +593,8 @@ class Gallery:
         hand stays as it is (one tuned under another rule wants `bench --tune` again: the CLI
         says so); one the encoder stated or the gallery estimated is found again for the rule."""
         self.store.set_scoring(scoring.check_rule(rule))
-        if self.store.gallery().threshold_source in ("encoder", "fpir") and self.store.state().fingerprint:
-            self.store.set_threshold(DEFAULT_THRESHOLD, "default")  # stated or estimated under the old rule
-            self._calibrate(self.encoder())
+        if self.store.state().fingerprint:
+            self._recalibrate(self.encoder())  # stated or estimated under the old rule
 
     def counts(self) -> tuple[int, int]:
         """(people, faces) enrolled."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 def stored_revision(engine: Engine) -> str | None:
