@@ -63,6 +63,13 @@ def test_a_large_gallery_is_estimated_from_the_same_sample_each_time(home: Path,
         assert np.abs(sample[:, None] - whole[None, :]).min(axis=1).max() < 1e-5  # scores of the same queries
 
 
+def test_a_rate_is_estimated_again_once_the_people_change_by_a_tenth() -> None:
+    from facesearch.gallery.calibration import stale
+
+    assert stale(None, 2) and stale(2, 3) and stale(100, 110) and stale(100, 90)
+    assert not stale(100, 105) and not stale(100, 100) and not stale(3, 1) and not stale(None, 1)
+
+
 def test_a_threshold_set_at_a_rate_follows_the_gallery_as_it_grows(home: Path, faces_dir: Path, tmp_path: Path) -> None:
     """A gallery of two people has few strangers to measure; each enroll estimates the line
     again at the rate it holds, from all the photos there are then."""

@@ -263,8 +263,8 @@ def threshold(
     """Show, or set, the similarity below which a query answers n000000, where it came from
     (default, encoder: its stated calibration, fpir: the gallery's photos, tuned: bench --tune,
     or manual), and the share of strangers it would name on the gallery's own photos. A
-    threshold set with --fpir keeps that rate as the gallery grows: each enroll estimates it
-    again."""
+    threshold set with --fpir keeps that rate as the gallery grows: it is estimated again
+    whenever the number of people changes by a tenth."""
     if value is not None and fpir is not None:
         raise typer.BadParameter("give a VALUE or --fpir, not both", param_hint="--fpir")
     with failures(as_json):

@@ -36,6 +36,9 @@ BATCH = 1024  # stranger queries answered at once
 SAMPLE = 10_000
 """Stranger queries at most: a rate near 0.1 estimated from 10,000 has a standard error of
 0.003, and a gallery of a million faces answers them in seconds, not in an hour."""
+FOLLOW = 0.1
+"""See ``stale``: each enroll of a small gallery, every tenth more people in a large one (an
+estimate costs up to ``SAMPLE`` searches)."""
 UNLIKE = 1.5
 """See ``unlike_calibration``. The shipped student states FPIR 0.15 on cfp-dev; its galleries'
 own estimates at that threshold (benchmarks/results/threshold_travel.md) were 0.16 on cfp-dev
@@ -100,6 +103,17 @@ def share_named(index: SearchIndex, store: Store, rule: str, threshold: float) -
     that it would name (the inverse of ``estimate``)."""
     scores = stranger_scores(index, store, rule)
     return Estimate(float(threshold), float(np.mean(scores >= threshold)), len(scores))
+
+
+def stale(people_then: int | None, people_now: int) -> bool:
+    """Whether a threshold estimated among ``people_then`` people wants estimating again:
+    the gallery has two people or more, and their number has changed by ``FOLLOW`` or more
+    (the best score a stranger finds grows with the people there are to find)."""
+    if people_now < 2:
+        return False
+    if not people_then:
+        return True
+    return people_now >= people_then * (1 + FOLLOW) or people_now <= people_then / (1 + FOLLOW)
 
 
 def unlike_calibration(stated_fpir: float, estimated_fpir: float) -> bool:

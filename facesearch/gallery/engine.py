@@ -514,11 +514,12 @@ class Gallery:
         """A gallery nobody has set a threshold for decides at its encoder's stated one, or,
         for an encoder that states none, at the label-free estimate from its own photos once
         it has two people (``facesearch.gallery.calibration``); until then at the default. A
-        threshold set at a rate (``fpir``) is estimated again: it follows the gallery, whose
-        strangers score higher the more people it holds."""
+        threshold set at a rate (``fpir``) is estimated again once the number of people has
+        changed by a tenth: it follows the gallery, whose strangers score higher the more
+        people it holds."""
         row = self.store.gallery()
         if row.threshold_source == "fpir" and row.threshold_fpir is not None:
-            if self.store.counts()[0] >= 2:
+            if calibration.stale(row.threshold_people, self.store.counts()[0]):
                 self.set_threshold_at_fpir(row.threshold_fpir)
             return
         if row.threshold_source != "default":
@@ -536,6 +537,9 @@ class Gallery:
         row = self.store.gallery()
         if row.threshold_source == "encoder" or (row.threshold_source == "fpir" and row.threshold_fpir is None):
             self.store.set_threshold(DEFAULT_THRESHOLD, "default")
+        elif row.threshold_source == "fpir" and self.store.counts()[0] >= 2:
+            self.set_threshold_at_fpir(row.threshold_fpir)  # type: ignore[arg-type]
+            return
         self._calibrate(encoder)
 
     def estimate_threshold(self, rate: float) -> calibration.Estimate:
@@ -549,7 +553,7 @@ class Gallery:
     def set_threshold_at_fpir(self, rate: float) -> calibration.Estimate:
         """``threshold --fpir RATE``: estimate as ``estimate_threshold`` and keep it."""
         found = self.estimate_threshold(rate)
-        self.store.set_threshold(found.threshold, "fpir", found.fpir)
+        self.store.set_threshold(found.threshold, "fpir", found.fpir, self.store.counts()[0])
         return found
 
     def threshold_report(self) -> dict[str, Any]:

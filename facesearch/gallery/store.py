@@ -75,6 +75,7 @@ class GalleryRow(Base):
     threshold: Mapped[float] = mapped_column(Float, nullable=False)
     threshold_source: Mapped[str] = mapped_column(String(16), nullable=False)
     threshold_fpir: Mapped[float | None] = mapped_column(Float)  # the rate a source "fpir" threshold holds
+    threshold_people: Mapped[int | None] = mapped_column(Integer)  # and the people it was estimated among
     revision: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     index_kind: Mapped[str] = mapped_column(String(16), nullable=False, default="flat")
     index_params: Mapped[str | None] = mapped_column(Text)
@@ -291,13 +292,15 @@ class Store:
         """Bind the gallery (while it has no faces) to an encoder."""
         self.rebind(fingerprint, config, dim, [], np.zeros((0, dim), np.float32))
 
-    def set_threshold(self, value: float, source: str, fpir: float | None = None) -> None:
-        """The threshold, where it came from, and (source ``fpir``) the rate it holds."""
+    def set_threshold(self, value: float, source: str, fpir: float | None = None, people: int | None = None) -> None:
+        """The threshold, where it came from, and (source ``fpir``) the rate it holds and the
+        number of people it was estimated among."""
         with self.session() as session:
             session.execute(
                 update(GalleryRow)
                 .where(GalleryRow.id == 1)
-                .values(threshold=value, threshold_source=source, threshold_fpir=fpir, updated_at=_now())
+                .values(threshold=value, threshold_source=source, threshold_fpir=fpir, threshold_people=people,
+                        updated_at=_now())
             )
 
     def set_scoring(self, rule: str) -> None:

@@ -1,7 +1,8 @@
 """A threshold set at a false-positive identification rate remembers the rate
-(``threshold_fpir``), so that it follows the gallery: each enroll estimates it again from the
-gallery's own photos, a change of scoring rule or encoder too. A threshold of any other source
-has none (NULL), as have galleries estimated before this revision.
+(``threshold_fpir``) and how many people the gallery had then (``threshold_people``), so that
+it follows the gallery: an enroll that changes the number of people by a tenth estimates it
+again from the gallery's own photos, a change of scoring rule or encoder too. A threshold of
+any other source has neither (NULL), as have galleries estimated before this revision.
 
 Revision ID: 0006
 Revises: 0005
@@ -20,8 +21,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("gallery") as batch:
         batch.add_column(sa.Column("threshold_fpir", sa.Float, nullable=True))
+        batch.add_column(sa.Column("threshold_people", sa.Integer, nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("gallery") as batch:
+        batch.drop_column("threshold_people")
         batch.drop_column("threshold_fpir")
