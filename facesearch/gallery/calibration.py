@@ -113,7 +113,7 @@ def stale(people_then: int | None, people_now: int) -> bool:
         return False
     if not people_then:
         return True
-    return people_now >= people_then * (1 + FOLLOW) or people_now <= people_then / (1 + FOLLOW)
+    return abs(people_now - people_then) >= FOLLOW * people_then - 1e-9  # 1e-9: 0.1 * 100 is not 10 in floats
 
 
 def unlike_calibration(stated_fpir: float, estimated_fpir: float) -> bool:
