@@ -122,7 +122,7 @@ def warm(gallery, probe: Path, count: int = 50) -> dict[str, float]:  # noqa: AN
     return result
 
 
-def compared(galleries: dict[str, Any], probe: Path, rounds: int = 100) -> dict[str, Any]:
+def compared(galleries: dict[str, Any], probe: Path, rounds: int = 300) -> dict[str, Any]:
     """The warm query of every gallery, one query of each in turn for ``rounds`` rounds:
     {name: {query_ms, ratio}} (medians; ratio to the first gallery's)."""
     seconds: dict[str, list[float]] = {name: [] for name in galleries}

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,9 @@ class OnnxEncoder:
     ``batching``: "auto" runs whole batches, rewriting a batch dimension fixed at 1 as
     dynamic when the network allows it; "single" feeds faces one at a time.
     ``runtime``: "auto" runs the network on OpenCV's DNN module when there is no GPU and
-    OpenCV gives onnxruntime's answers on probe faces (1.7x faster for SFace on this
-    project's CPU: the onnx_batch stage of benchmarks/run.py), else on onnxruntime; "onnxruntime" always uses the latter.
+    OpenCV gives onnxruntime's answers on probe faces in less time (1.7x faster for SFace on
+    this project's CPU: the onnx_batch stage of benchmarks/run.py; 2x slower for a face-shaped
+    student, which stays on onnxruntime), else on onnxruntime; "onnxruntime" always uses the latter.
     The OpenCV check (30-50 ms) is made on the first batch of ``OPENCV_BATCH`` faces or more,
     where the faster runtime pays: a one-photo query in a new process never waits for it.
     """
@@ -122,7 +124,7 @@ class OnnxEncoder:
         """The runtime for a batch: OpenCV's DNN if it gives onnxruntime's answers (decided once)."""
         with self._choice:
             if self._choosing:
-                self._runner = _OpenCvRunner.if_it_agrees(self._ort, self.preprocessing.input_size) or self._ort
+                self._runner = _OpenCvRunner.if_it_pays(self._ort, self.preprocessing.input_size) or self._ort
                 self._choosing = False
         return self._runner
 
@@ -230,20 +232,23 @@ class _OrtRunner:
 
 
 class _OpenCvRunner:
-    """The same network in OpenCV's DNN module: faster on a CPU for many face encoders, but
-    it handles fewer graphs (it misreads the dynamic batch of torch's exports, for one), so
-    it is used only after it has given onnxruntime's answers. One forward at a time: an
-    OpenCV network is not safe for concurrent calls."""
+    """The same network in OpenCV's DNN module: faster on a CPU for many face encoders (SFace
+    1.7x), slower for others (a stride-1 stem of depthwise layers: 2x slower), and it handles
+    fewer graphs (it misreads the dynamic batch of torch's exports, for one), so it is used
+    only after it has given onnxruntime's answers, faster. One forward at a time: an OpenCV
+    network is not safe for concurrent calls."""
 
     name = "opencv"
     AGREEMENT = 0.9999
+    TIMINGS = 3  # forwards of the probe batch timed in each runtime; the fastest counts
 
     def __init__(self, net: Any, batched: bool) -> None:
         self.net, self.batched = net, batched
         self.lock = threading.Lock()
 
     @classmethod
-    def if_it_agrees(cls, ort: _OrtRunner, size: int) -> "_OpenCvRunner | None":
+    def if_it_pays(cls, ort: _OrtRunner, size: int) -> "_OpenCvRunner | None":
+        """OpenCV's runner, if it gives onnxruntime's answers on a probe batch and in less time."""
         try:
             import cv2
 
@@ -256,7 +261,11 @@ class _OpenCvRunner:
         if ours.shape != theirs.shape:
             return None
         cosine = np.sum(ours * theirs, axis=1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(theirs, axis=1))
-        return runner if float(cosine.min()) >= cls.AGREEMENT else None
+        if float(cosine.min()) < cls.AGREEMENT:
+            return None
+        opencv, onnxruntime = _fastest(runner.run, probe, cls.TIMINGS), _fastest(ort.run, probe, cls.TIMINGS)
+        log.info("%s: OpenCV DNN %.1f ms, onnxruntime %.1f ms a probe batch", ort.path, 1000 * opencv, 1000 * onnxruntime)
+        return runner if opencv < onnxruntime else None
 
     def run(self, x: np.ndarray) -> np.ndarray:
         with self.lock:
@@ -268,6 +277,16 @@ class _OpenCvRunner:
                 self.net.setInput(x[i : i + 1])
                 outs.append(np.asarray(self.net.forward(), np.float32).reshape(1, -1))
             return np.concatenate(outs)
+
+
+def _fastest(run: Any, batch: np.ndarray, times: int) -> float:
+    """The least time, in seconds, of ``times`` calls of ``run`` on ``batch``."""
+    best = float("inf")
+    for _ in range(times):
+        start = time.perf_counter()
+        run(batch)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def _readied(file_bytes: bytes, path: Path, rewrite_batch: bool) -> tuple[bytes, bool]:
