@@ -54,7 +54,6 @@ class Estimate:
     estimated_from: int  # stranger queries: one per enrolled photo (of the sample, in a large gallery)
 
 
-
 def check_rate(rate: float) -> float:
     if not (isinstance(rate, (int, float)) and math.isfinite(rate) and 0.0 < rate < 1.0):
         raise InputError(f"--fpir {rate} is not a rate strictly between 0 and 1 (0.05: one stranger in twenty gets a name)")

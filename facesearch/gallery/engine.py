@@ -573,9 +573,8 @@ class Gallery:
         with self.index.memory:
             found = calibration.share_named(self.index.for_query(), self.store, row.scoring, row.threshold)
         report.update(estimated_fpir=round(found.fpir, 4), estimated_from=found.estimated_from)
-        stated = (getattr(self.encoder(), "calibration", None) or {}).get("fpir")
-        if row.threshold_source == "encoder" and isinstance(stated, (int, float)) \
-                and calibration.unlike_calibration(stated, found.fpir):
+        stated = (getattr(self.encoder(), "calibration", None) or {}).get("fpir") if row.threshold_source == "encoder" else None
+        if isinstance(stated, (int, float)) and calibration.unlike_calibration(stated, found.fpir):
             report["note"] = (f"the encoder states FPIR {stated} for its threshold on the photos it was calibrated on; "
                               f"on this gallery's photos it would name about {found.fpir:.0%} of strangers: "
                               f"`facesearch threshold --fpir {stated}` sets one from them")
