@@ -146,8 +146,9 @@ def with_candidates(shipped, candidates: list[Path], probe: Path) -> dict[str, A
 
     with ExitStack() as stack:
         galleries = {"shipped": shipped}
-        for number, model in enumerate(candidates):
-            gallery = stack.enter_context(Gallery(Path(tempfile.mkdtemp(prefix=f"facesearch-candidate{number}-")) / "home"))
+        for model in candidates:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="facesearch-candidate-"))  # removed after
+            gallery = stack.enter_context(Gallery(Path(folder) / "home"))
             gallery.enroll(CFP / "verification" / "known", model)
             galleries[model.name] = gallery
         return compared(galleries, probe)

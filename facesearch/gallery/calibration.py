@@ -34,8 +34,9 @@ cfp-dev the shipped reference's open-set accuracy there is within 0.01 of the tu
 
 BATCH = 1024  # stranger queries answered at once
 SAMPLE = 10_000
-"""Stranger queries at most: a rate near 0.1 estimated from 10,000 has a standard error of
-0.003, and a gallery of a million faces answers them in seconds, not in an hour."""
+"""Stranger queries at most: a rate near 0.1 estimated from 10,000 has a binomial standard
+error of 0.003, and the work is bounded at 10,000 searches however large the gallery (not
+timed at a million faces)."""
 FOLLOW = 0.1
 """See ``stale``: each enroll of a small gallery, every tenth more people in a large one (an
 estimate costs up to ``SAMPLE`` searches)."""
