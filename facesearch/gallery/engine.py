@@ -187,7 +187,7 @@ class Gallery:
             ids = [face_id for face_id, _, _, _ in sources]
             self.store.rebind(fp, encoder.describe(), encoder.dim, ids, vectors)
             self.index.reset()
-            self._recalibrate(encoder)  # a stated or estimated threshold was the old encoder's
+            self._calibrate(encoder, changed=True)  # a stated or estimated threshold was the old encoder's
         return len(sources)
 
     # --- enroll -------------------------------------------------------------------------
@@ -510,37 +510,33 @@ class Gallery:
         """A JPEG of one face, cut from its photo, at most ``side`` px."""
         return self._people.face_image(face_id, side)
 
-    def _calibrate(self, encoder: FaceEncoder) -> None:
+    def _calibrate(self, encoder: FaceEncoder, changed: bool = False) -> None:
         """A gallery nobody has set a threshold for decides at its encoder's stated one, or,
         for an encoder that states none, at the label-free estimate from its own photos once
         it has two people (``facesearch.gallery.calibration``); until then at the default. A
         threshold set at a rate (``fpir``) is estimated again once the number of people has
         changed by a tenth: it follows the gallery, whose strangers score higher the more
-        people it holds."""
+        people it holds. ``changed``: the encoder or the scoring rule has just changed, so a
+        stated threshold, or one estimated at a rate nobody remembers (galleries before schema
+        0006), is stale and starts again; one at a known rate is estimated again at it; one
+        tuned or set by hand stays."""
         row = self.store.gallery()
-        if row.threshold_source == "fpir" and row.threshold_fpir is not None:
-            if calibration.stale(row.threshold_people, self.store.counts()[0]):
-                self.set_threshold_at_fpir(row.threshold_fpir)
+        known_rate = row.threshold_source == "fpir" and row.threshold_fpir is not None
+        if changed and not known_rate and row.threshold_source in ("encoder", "fpir"):
+            self.store.set_threshold(DEFAULT_THRESHOLD, "default")
+            row = self.store.gallery()
+        people = self.store.counts()[0]
+        if known_rate:
+            if people >= 2 and (changed or calibration.stale(row.threshold_people, people)):
+                self.set_threshold_at_fpir(row.threshold_fpir)  # type: ignore[arg-type]
             return
         if row.threshold_source != "default":
             return
         stated = calibration.encoder_threshold(getattr(encoder, "calibration", None), row.scoring, encoder.flip)
         if stated is not None:
             self.store.set_threshold(stated, "encoder")
-        elif self.store.counts()[0] >= 2:
+        elif people >= 2:
             self.set_threshold_at_fpir(calibration.DEFAULT_FPIR)
-
-    def _recalibrate(self, encoder: FaceEncoder) -> None:
-        """After a change of encoder or scoring rule: a threshold the encoder stated, or one
-        estimated at a rate nobody remembers (galleries before schema 0006), is stale; one
-        at a known rate is estimated again at it; one tuned or set by hand stays."""
-        row = self.store.gallery()
-        if row.threshold_source == "encoder" or (row.threshold_source == "fpir" and row.threshold_fpir is None):
-            self.store.set_threshold(DEFAULT_THRESHOLD, "default")
-        elif row.threshold_source == "fpir" and self.store.counts()[0] >= 2:
-            self.set_threshold_at_fpir(row.threshold_fpir)  # type: ignore[arg-type]
-            return
-        self._calibrate(encoder)
 
     def estimate_threshold(self, rate: float) -> calibration.Estimate:
         """The threshold at which ``rate`` of strangers would get a name, from the gallery's
@@ -597,7 +593,7 @@ class Gallery:
         says so); one the encoder stated or the gallery estimated is found again for the rule."""
         self.store.set_scoring(scoring.check_rule(rule))
         if self.store.state().fingerprint:
-            self._recalibrate(self.encoder())  # stated or estimated under the old rule
+            self._calibrate(self.encoder(), changed=True)  # stated or estimated under the old rule
 
     def counts(self) -> tuple[int, int]:
         """(people, faces) enrolled."""
