@@ -1,6 +1,6 @@
 """How fast facesearch answers: cold commands, warm queries, onnxruntime against torch.
 
-    python benchmarks/answering.py [--runs 7] [--candidate MODEL ...] [--out benchmarks/results]
+    python benchmarks/answering.py [--runs 7] [--candidate MODEL ...] [--rule RULE ...] [--out benchmarks/results]
 
 On the cfp-dev gallery (600 photos of 200 people, ``../shared/datasets/cfp-dev``) enrolled
 with the shipped reference encoder (ONNX, MTCNN detection + alignment):
@@ -18,7 +18,9 @@ with the shipped reference encoder (ONNX, MTCNN detection + alignment):
   same gallery enrolled with each, and the warm query of each against the shipped one, one query
   of each in turn, so that whatever else the machine does weighs on all of them alike. The
   budget a student must keep is a ratio from one run, never figures from two (machines here
-  differ twofold).
+  differ twofold);
+- rules (``--rule mean``, repeatable): the same, for the shipped encoder under another scoring
+  rule (``facesearch scoring``), which changes the search and nothing else.
 
 Writes answering.json and answering.md. Run it on an otherwise idle machine.
 """
@@ -138,19 +140,22 @@ def compared(galleries: dict[str, Any], probe: Path, rounds: int = 300) -> dict[
     return {name: {"query_ms": round(ms, 2), "ratio": round(ms / first, 3)} for name, ms in medians.items()}
 
 
-def with_candidates(shipped, candidates: list[Path], probe: Path) -> dict[str, Any]:  # noqa: ANN001
-    """The gallery enrolled again with each candidate encoder, and the warm queries compared."""
+def with_candidates(shipped, candidates: list[Path], rules: list[str], probe: Path) -> dict[str, Any]:  # noqa: ANN001
+    """The gallery enrolled again with each candidate encoder, and under each other scoring
+    rule with the shipped one, and the warm queries compared."""
     from contextlib import ExitStack
 
     from facesearch.gallery.engine import Gallery
 
     with ExitStack() as stack:
         galleries = {"shipped": shipped}
-        for model in candidates:
+        for name, model, rule in [(m.name, m, None) for m in candidates] + [(f"scoring {r}", None, r) for r in rules]:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="facesearch-candidate-"))  # removed after
             gallery = stack.enter_context(Gallery(Path(folder) / "home"))
             gallery.enroll(CFP / "verification" / "known", model)
-            galleries[model.name] = gallery
+            if rule is not None:
+                gallery.set_scoring(rule)
+            galleries[name] = gallery
         return compared(galleries, probe)
 
 
@@ -184,6 +189,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--candidate", type=Path, action="append", default=[],
                         help="another encoder (ONNX or a train model file) whose warm query is compared")
+    parser.add_argument("--rule", action="append", default=[],
+                        help="a scoring rule (facesearch scoring) whose warm query, with the shipped encoder, is compared")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     os.environ.pop("FACESEARCH_MODEL", None)
@@ -203,8 +210,8 @@ def main() -> None:
                         "model": "facesearch/models/reference.onnx", "fingerprint": gallery.info()["model"]["fingerprint"]},
             "warm": warm(gallery, probe),
         }
-        if args.candidate:
-            results["candidates"] = with_candidates(gallery, args.candidate, probe)
+        if args.candidate or args.rule:
+            results["candidates"] = with_candidates(gallery, args.candidate, args.rule, probe)
     results["cold"] = cold(home, probe, args.runs)
     results["embed"] = embedding(faces)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -224,7 +231,7 @@ def markdown(r: dict) -> str:
     lines += ["", "| warm query (in process), median ms | whole | prepare (decode, detect, align) | embed | search |",
               "|---|---|---|---|---|", f"| one probe photo | {w['query_ms']} | {w['prepare_ms']} | {w['embed_ms']} | {w['search_ms']} |"]
     if "candidates" in r:
-        lines += ["", "| warm query, encoders taking turns | median ms | ratio to the shipped |",
+        lines += ["", "| warm query, encoders (or rules) taking turns | median ms | ratio to the shipped |",
                   "|---|---|---|"]
         lines += [f"| `{name}` | {c['query_ms']} | {c['ratio']} |" for name, c in r["candidates"].items()]
     e = r["embed"]
