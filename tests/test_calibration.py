@@ -63,6 +63,29 @@ def test_a_large_gallery_is_estimated_from_the_same_sample_each_time(home: Path,
         assert np.abs(sample[:, None] - whole[None, :]).min(axis=1).max() < 1e-5  # scores of the same queries
 
 
+def test_the_stranger_queries_are_answered_once_for_each_state_of_the_gallery(
+    home: Path, faces_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Estimating and then reporting (`threshold --fpir`) answers the strangers once; a change
+    of people or of scoring rule answers them again."""
+    from facesearch.gallery import calibration
+
+    answered = []
+    real = calibration.stranger_scores
+    monkeypatch.setattr(calibration, "stranger_scores", lambda *a, **k: answered.append(1) or real(*a, **k))
+    with Gallery(home) as gallery:
+        gallery.enroll(faces_dir)  # calibrates: the encoder states nothing, so estimated at 0.10
+        gallery.set_threshold_at_fpir(0.25)
+        report = gallery.threshold_report()
+        assert len(answered) == 1 and report["estimated_fpir"] <= 0.25
+        gallery.rename("person_0001", "person_0002")  # one person fewer: other strangers
+        gallery.threshold_report()
+        assert len(answered) == 2
+        gallery.set_scoring("mean")  # estimated again at its rate, under the new rule
+        gallery.threshold_report()
+        assert len(answered) == 3
+
+
 def test_a_rate_is_estimated_again_once_the_people_change_by_a_tenth() -> None:
     from facesearch.gallery.calibration import stale
 

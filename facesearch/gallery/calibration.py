@@ -92,16 +92,15 @@ def stranger_scores(index: SearchIndex, store: Store, rule: str, most: int = SAM
     return best
 
 
-def estimate(index: SearchIndex, store: Store, rule: str, rate: float) -> Estimate:
-    """The gallery's own threshold at FPIR ``rate`` (see the module's docstring)."""
-    scores = stranger_scores(index, store, rule)
+def estimate(scores: np.ndarray, rate: float) -> Estimate:
+    """The gallery's own threshold at FPIR ``rate``, from its ``stranger_scores`` (see the
+    module's docstring)."""
     return Estimate(threshold_at(scores, check_rate(rate)), rate, len(scores))
 
 
-def share_named(index: SearchIndex, store: Store, rule: str, threshold: float) -> Estimate:
+def share_named(scores: np.ndarray, threshold: float) -> Estimate:
     """What ``threshold`` means on the gallery's own photos: the share of its stranger queries
-    that it would name (the inverse of ``estimate``)."""
-    scores = stranger_scores(index, store, rule)
+    (``stranger_scores``) that it would name (the inverse of ``estimate``)."""
     return Estimate(float(threshold), float(np.mean(scores >= threshold)), len(scores))
 
 

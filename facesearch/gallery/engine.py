@@ -90,6 +90,7 @@ class Gallery:
         self._uploads = Uploads(self.home, self.store, self.lock)
         self._people = People(self.store, self.lock)
         self._preparers = threading.local()
+        self._strangers: tuple[tuple[Any, str], np.ndarray] | None = None  # see _stranger_scores
         with self.lock:
             self.store.migrate()
 
@@ -542,9 +543,22 @@ class Gallery:
         """The threshold at which ``rate`` of strangers would get a name, from the gallery's
         own photos (no labels; see ``facesearch.gallery.calibration``). Changes nothing."""
         calibration.check_rate(rate)
-        rule = self.store.gallery().scoring
+        return calibration.estimate(self._stranger_scores(self.store.gallery().scoring), rate)
+
+    def _stranger_scores(self, rule: str) -> np.ndarray:
+        """``calibration.stranger_scores``, answered once for each state of the gallery (its
+        faces, their people, its encoder) and rule: up to ``calibration.SAMPLE`` searches that
+        ``threshold --fpir`` (estimate, then report), an enroll's calibration and serve's
+        ``GET /v1/threshold`` would otherwise repeat on the same faces."""
+        key = (self.store.state(), rule)  # read first: a change made meanwhile misses next time
+        known = self._strangers
+        if known is not None and known[0] == key:
+            return known[1]
         with self.index.memory:
-            return calibration.estimate(self.index.for_query(), self.store, rule, rate)
+            scores = calibration.stranger_scores(self.index.for_query(), self.store, rule)
+        scores.flags.writeable = False  # shared by every caller until the gallery changes
+        self._strangers = (key, scores)
+        return scores
 
     def set_threshold_at_fpir(self, rate: float) -> calibration.Estimate:
         """``threshold --fpir RATE``: estimate as ``estimate_threshold`` and keep it."""
@@ -566,8 +580,7 @@ class Gallery:
             report["fpir"] = row.threshold_fpir
         if self.store.counts()[0] < 2:
             return report
-        with self.index.memory:
-            found = calibration.share_named(self.index.for_query(), self.store, row.scoring, row.threshold)
+        found = calibration.share_named(self._stranger_scores(row.scoring), row.threshold)
         report.update(estimated_fpir=round(found.fpir, 4), estimated_from=found.estimated_from)
         stated = (getattr(self.encoder(), "calibration", None) or {}).get("fpir") if row.threshold_source == "encoder" else None
         if isinstance(stated, (int, float)) and calibration.unlike_calibration(stated, found.fpir):
