@@ -75,15 +75,12 @@ CHANGES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"grey 48 px": grey_48,
 
 def changed_copy(source: Path, target: Path, change: Callable[[np.ndarray], np.ndarray]) -> Path:
     """Every .jpg below ``source`` changed, at the same place below ``target``; other files copied."""
-    for path in sorted(source.rglob("*")):
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
         out = target / path.relative_to(source)
-        if path.is_dir():
-            out.mkdir(parents=True, exist_ok=True)
-        elif path.suffix.lower() == ".jpg":
-            out.parent.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".jpg":
             cv2.imwrite(str(out), change(cv2.imread(str(path), cv2.IMREAD_COLOR)), [cv2.IMWRITE_JPEG_QUALITY, 95])
         else:
-            out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, out)
     return target
 
